@@ -1,0 +1,2 @@
+pub struct VadArgs;
+pub fn run(_: &VadArgs) -> anyhow::Result<()> { Ok(()) }
