@@ -48,6 +48,8 @@ struct Run {
     gap_ms: u32,
     protected: bool,
     max_db: f32,
+    /// This run already interrupted; it ends quietly.
+    fired: bool,
 }
 
 /// An open frame counts toward a barge-in only this close to the run's loudest frame.
@@ -97,6 +99,7 @@ impl BargeInDetector {
                 gap_ms: 0,
                 protected: false,
                 max_db: f32::MIN,
+                fired: false,
             });
             run.speech_ms += frame_ms;
             let level = frame.features.level_db;
@@ -106,18 +109,18 @@ impl BargeInDetector {
             }
             run.gap_ms = 0;
             run.protected |= protected;
-            if !self.cfg.enabled || protected {
+            if run.fired || !self.cfg.enabled || protected {
                 return None;
             }
             let s = self.cfg.sensitivity;
-            if run.open_ms >= s.voiced_threshold_ms() || run.speech_ms >= s.any_speech_threshold_ms()
+            if run.open_ms >= s.voiced_threshold_ms()
+                || run.speech_ms >= s.any_speech_threshold_ms()
             {
-                let d = BargeInDecision::Interrupt {
+                run.fired = true;
+                return Some(BargeInDecision::Interrupt {
                     onset: run.onset,
                     speech_ms: run.speech_ms,
-                };
-                self.run = None;
-                return Some(d);
+                });
             }
             None
         } else {
@@ -127,6 +130,9 @@ impl BargeInDetector {
                 return None;
             }
             let run = self.run.take()?;
+            if run.fired {
+                return None;
+            }
             let reason = if !self.cfg.enabled {
                 SuppressReason::Disabled
             } else if run.protected {
@@ -161,12 +167,21 @@ mod tests {
         }
     }
 
-    fn feed(det: &mut BargeInDetector, pattern: &[(bool, bool, u32)], protected: bool) -> Vec<(u64, BargeInDecision)> {
+    fn feed(
+        det: &mut BargeInDetector,
+        pattern: &[(bool, bool, u32)],
+        protected: bool,
+    ) -> Vec<(u64, BargeInDecision)> {
         let mut out = Vec::new();
         let mut t = 0u64;
         for &(speech, open, len) in pattern {
             for _ in 0..len / 20 {
-                if let Some(d) = det.push(Duration::from_millis(t), 20, &frame(speech, open), protected) {
+                if let Some(d) = det.push(
+                    Duration::from_millis(t),
+                    20,
+                    &frame(speech, open),
+                    protected,
+                ) {
                     out.push((t, d));
                 }
                 t += 20;
@@ -211,7 +226,10 @@ mod tests {
     fn long_closed_mouth_speech_still_interrupts() {
         let mut det = BargeInDetector::new(InterruptionConfig::default());
         let out = feed(&mut det, &[(true, false, 600)], false);
-        assert!(matches!(out[0].1, BargeInDecision::Interrupt { speech_ms: 400, .. }));
+        assert!(matches!(
+            out[0].1,
+            BargeInDecision::Interrupt { speech_ms: 400, .. }
+        ));
     }
 
     #[test]
@@ -223,13 +241,25 @@ mod tests {
         let out = feed(&mut det, &[(true, true, 1000), (false, false, 100)], false);
         assert!(matches!(
             out.as_slice(),
-            [(_, BargeInDecision::Suppressed { reason: SuppressReason::Disabled, .. })]
+            [(
+                _,
+                BargeInDecision::Suppressed {
+                    reason: SuppressReason::Disabled,
+                    ..
+                }
+            )]
         ));
         let mut det = BargeInDetector::new(InterruptionConfig::default());
         let out = feed(&mut det, &[(true, true, 1000), (false, false, 100)], true);
         assert!(matches!(
             out.as_slice(),
-            [(_, BargeInDecision::Suppressed { reason: SuppressReason::Protected, .. })]
+            [(
+                _,
+                BargeInDecision::Suppressed {
+                    reason: SuppressReason::Protected,
+                    ..
+                }
+            )]
         ));
     }
 
@@ -239,7 +269,13 @@ mod tests {
         let out = feed(&mut det, &[(true, false, 40), (false, false, 100)], false);
         assert!(matches!(
             out.as_slice(),
-            [(_, BargeInDecision::Suppressed { reason: SuppressReason::Noise, .. })]
+            [(
+                _,
+                BargeInDecision::Suppressed {
+                    reason: SuppressReason::Noise,
+                    ..
+                }
+            )]
         ));
     }
 }

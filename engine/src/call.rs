@@ -59,6 +59,10 @@ pub enum Input<'a> {
 }
 
 /// Something the core asks of the shell.
+///
+/// Audio travels inline (a frame is at most 1.9 KB) on purpose: boxing it would put an
+/// allocation on the per-frame path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub enum Output {
     /// 20 ms of agent audio to send now, at [`CallConfig::output_rate`].
@@ -77,11 +81,18 @@ pub enum Output {
 /// from the start of the call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event {
-    StateChanged { from: TurnState, to: TurnState },
+    StateChanged {
+        from: TurnState,
+        to: TurnState,
+    },
     /// The caller started speaking at `at`.
-    SpeechStarted { at: Duration },
+    SpeechStarted {
+        at: Duration,
+    },
     /// The caller stopped speaking at `at` (reported after the hangover).
-    SpeechStopped { at: Duration },
+    SpeechStopped {
+        at: Duration,
+    },
     /// The caller's turn is over: reply now. Cancel nothing yet, but a new
     /// [`Event::SpeechStarted`] before the reply plays means the caller went on.
     TurnEnded {
@@ -90,9 +101,14 @@ pub enum Event {
         speech_end: Duration,
     },
     /// The agent's utterance started playing.
-    PlaybackStarted { utterance: u32 },
+    PlaybackStarted {
+        utterance: u32,
+    },
     /// The agent's utterance played out.
-    PlaybackDone { utterance: u32, played_ms: u32 },
+    PlaybackDone {
+        utterance: u32,
+        played_ms: u32,
+    },
     /// The caller barged in: playback stopped; cancel TTS and LLM and keep only the first
     /// `played_ms` of the utterance in the conversation history.
     Interrupted {
@@ -106,8 +122,12 @@ pub enum Event {
         speech_ms: u32,
     },
     /// Agent audio ran out mid-utterance and the caller heard a gap.
-    Underrun { utterance: u32 },
-    Dtmf { digit: char },
+    Underrun {
+        utterance: u32,
+    },
+    Dtmf {
+        digit: char,
+    },
     /// Nobody has spoken for `max_idle` (the agent's silence prompt is due).
     IdleTimeout,
     /// The call reached `max_duration`.

@@ -220,13 +220,38 @@ impl CallConfig {
                 })
             }
         };
-        range("endpointing.silence_ms", self.endpointing.silence_ms, 100, 5000)?;
-        range("endpointing.min_speech_ms", self.endpointing.min_speech_ms, 0, 2000)?;
-        range("endpointing.hangover_ms", self.endpointing.hangover_ms, 0, 1000)?;
+        range(
+            "endpointing.silence_ms",
+            self.endpointing.silence_ms,
+            100,
+            5000,
+        )?;
+        range(
+            "endpointing.min_speech_ms",
+            self.endpointing.min_speech_ms,
+            0,
+            2000,
+        )?;
+        range(
+            "endpointing.hangover_ms",
+            self.endpointing.hangover_ms,
+            0,
+            1000,
+        )?;
         range("playback.lead_ms", self.playback.lead_ms, 20, 1000)?;
-        range("playback.mark_interval_ms", self.playback.mark_interval_ms, 20, 5000)?;
+        range(
+            "playback.mark_interval_ms",
+            self.playback.mark_interval_ms,
+            20,
+            5000,
+        )?;
         range("playback.queue_ms", self.playback.queue_ms, 100, 60_000)?;
-        range("interruption.protection_ms", self.interruption.protection_ms, 0, 5000)?;
+        range(
+            "interruption.protection_ms",
+            self.interruption.protection_ms,
+            0,
+            5000,
+        )?;
         Ok(())
     }
 }

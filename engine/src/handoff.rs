@@ -23,8 +23,13 @@ use crate::trace::Stage;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum InMsg {
     /// The next `len` samples of the agent-audio ring belong to `utterance`.
-    AgentAudio { utterance: u32, len: u32 },
-    AgentAudioEnd { utterance: u32 },
+    AgentAudio {
+        utterance: u32,
+        len: u32,
+    },
+    AgentAudioEnd {
+        utterance: u32,
+    },
     MarkAck(u64),
     Dtmf(char),
     Stamp(Stage),
@@ -124,7 +129,9 @@ impl NetworkEnd {
     /// Hands agent audio to the DSP thread; all or nothing.
     pub fn send_agent_audio(&mut self, utterance: u32, samples: &[i16]) -> Result<(), Full> {
         if self.agent.vacant_len() < samples.len() {
-            return Err(Full { ring: "agent audio" });
+            return Err(Full {
+                ring: "agent audio",
+            });
         }
         if self.inbox.is_full() {
             return Err(Full { ring: "inbox" });

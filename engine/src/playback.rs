@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use ringbuf::storage::Heap;
 use ringbuf::traits::{Consumer, Observer, Producer};
 use ringbuf::LocalRb;
-use ringbuf::storage::Heap;
 
 use crate::config::{PlaybackAck, PlaybackConfig};
 
@@ -59,7 +59,8 @@ struct Utterance {
     underrun_reported: bool,
 }
 
-/// What [`Playback::poll`] produced.
+/// What [`Playback::poll`] produced (the frame inline: no allocation per frame).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub enum PlaybackOutput {
     Frame {
@@ -270,8 +271,8 @@ impl Playback {
                 now
             }
         };
-        let due = anchor
-            + Duration::from_nanos((u.sent - u.anchor_pos) * 1_000_000_000 / rate as u64);
+        let due =
+            anchor + Duration::from_nanos((u.sent - u.anchor_pos) * 1_000_000_000 / rate as u64);
         if now + lead < due {
             return None;
         }
@@ -307,8 +308,8 @@ impl Playback {
             return 0;
         };
         // What real-time playback from the anchor would have reached.
-        let by_time = (u.anchor_pos + self.samples_in(now.saturating_duration_since(anchor)))
-            .min(u.sent);
+        let by_time =
+            (u.anchor_pos + self.samples_in(now.saturating_duration_since(anchor))).min(u.sent);
         match self.ack {
             PlaybackAck::Sent => by_time,
             PlaybackAck::Marks => match u.acked_at {
@@ -445,7 +446,10 @@ mod tests {
     fn a_second_utterance_waits_for_the_first() {
         let mut p = Playback::new(8000, &cfg(PlaybackAck::Sent));
         p.push(1, &[0; 10]).unwrap();
-        assert_eq!(p.push(2, &[0; 10]), Err(PushError::Busy { current: 1, new: 2 }));
+        assert_eq!(
+            p.push(2, &[0; 10]),
+            Err(PushError::Busy { current: 1, new: 2 })
+        );
     }
 
     #[test]
@@ -457,7 +461,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(p.push(1, &[0; 1000]), Err(PushError::QueueFull { accepted: 800 }));
+        assert_eq!(
+            p.push(1, &[0; 1000]),
+            Err(PushError::QueueFull { accepted: 800 })
+        );
         assert_eq!(p.capacity_left(), 0);
     }
 }

@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(vad.frame_samples(), 160);
         assert!(matches!(
             vad.is_speech(&[]),
-            Err(VadError::FrameLength { expected: 160, got: 0 })
+            Err(VadError::FrameLength {
+                expected: 160,
+                got: 0
+            })
         ));
         assert!(vad.is_speech(&[0; 161]).is_err());
         assert_eq!(vad.is_speech(&[0; 160]), Ok(false));
@@ -180,9 +183,18 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_settings() {
-        assert_eq!(WebRtcVad::new(24000, 20, 3).err(), Some(VadError::Rate(24000)));
-        assert_eq!(WebRtcVad::new(8000, 25, 3).err(), Some(VadError::FrameMs(25)));
-        assert_eq!(WebRtcVad::new(8000, 20, 4).err(), Some(VadError::Aggressiveness(4)));
+        assert_eq!(
+            WebRtcVad::new(24000, 20, 3).err(),
+            Some(VadError::Rate(24000))
+        );
+        assert_eq!(
+            WebRtcVad::new(8000, 25, 3).err(),
+            Some(VadError::FrameMs(25))
+        );
+        assert_eq!(
+            WebRtcVad::new(8000, 20, 4).err(),
+            Some(VadError::Aggressiveness(4))
+        );
     }
 
     #[test]

@@ -153,11 +153,7 @@ fn service(slot: &mut Slot, now: Instant, buf: &mut [i16; CHUNK]) {
         let _ = slot.call.handle_input(now, Input::CallerAudio(&buf[..n]));
         drain(slot);
     }
-    loop {
-        let msg = match slot.pending.take().or_else(|| slot.end.inbox.try_pop()) {
-            Some(m) => m,
-            None => break,
-        };
+    while let Some(msg) = slot.pending.take().or_else(|| slot.end.inbox.try_pop()) {
         let input_done = match msg {
             InMsg::AgentAudio { utterance, len } => {
                 let len = len as usize;

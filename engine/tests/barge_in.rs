@@ -33,7 +33,14 @@ fn caller_speech_clears_playback_within_120_ms_of_onset() {
     let (_, e) = rec
         .first(|e| matches!(e, Event::Interrupted { .. }))
         .expect("Interrupted event");
-    let Event::Interrupted { played_ms, onset: detected, .. } = e else { unreachable!() };
+    let Event::Interrupted {
+        played_ms,
+        onset: detected,
+        ..
+    } = e
+    else {
+        unreachable!()
+    };
     let heard = rec.heard_ms_at_clear.unwrap() as i64;
     assert!(
         (played_ms as i64 - heard).abs() <= 20,
@@ -48,7 +55,9 @@ fn caller_speech_clears_playback_within_120_ms_of_onset() {
 fn a_backchannel_does_not_interrupt() {
     let rec = sim("backchannel", CallConfig::default());
     assert!(rec.clears.is_empty(), "{:?}", rec.events);
-    assert!(rec.first(|e| matches!(e, Event::Interrupted { .. })).is_none());
+    assert!(rec
+        .first(|e| matches!(e, Event::Interrupted { .. }))
+        .is_none());
     assert!(
         rec.first(|e| matches!(
             e,
@@ -63,14 +72,18 @@ fn a_backchannel_does_not_interrupt() {
     );
     // Nor does it become a turn for the agent to answer.
     assert!(rec.turns().is_empty(), "{:?}", rec.events);
-    assert!(rec.first(|e| matches!(e, Event::PlaybackDone { .. })).is_some());
+    assert!(rec
+        .first(|e| matches!(e, Event::PlaybackDone { .. }))
+        .is_some());
 }
 
 #[test]
 fn noise_does_not_interrupt() {
     let rec = sim("noise", CallConfig::default());
     assert!(rec.clears.is_empty(), "{:?}", rec.events);
-    assert!(rec.first(|e| matches!(e, Event::Interrupted { .. })).is_none());
+    assert!(rec
+        .first(|e| matches!(e, Event::Interrupted { .. }))
+        .is_none());
 }
 
 #[test]
@@ -87,7 +100,9 @@ fn interruption_disabled_lets_the_agent_finish() {
     let (_, done) = rec
         .first(|e| matches!(e, Event::PlaybackDone { .. }))
         .expect("played out");
-    let Event::PlaybackDone { played_ms, .. } = done else { unreachable!() };
+    let Event::PlaybackDone { played_ms, .. } = done else {
+        unreachable!()
+    };
     assert!(played_ms >= 4000, "{played_ms}");
 }
 

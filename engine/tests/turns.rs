@@ -38,7 +38,8 @@ fn noise_alone_gives_no_turn_and_no_speech() {
     let rec = common::Sim::new(CallConfig::default(), common::ulaw_fixture("noise")).run();
     assert!(rec.turns().is_empty(), "{:?}", rec.events);
     assert!(
-        rec.first(|e| matches!(e, Event::SpeechStarted { .. })).is_none(),
+        rec.first(|e| matches!(e, Event::SpeechStarted { .. }))
+            .is_none(),
         "{:?}",
         rec.events
     );
@@ -51,7 +52,10 @@ fn turn_ends_one_silence_threshold_after_speech() {
         if let Event::TurnEnded { speech_end, .. } = e {
             let waited = *ms as i64 - speech_end.as_millis() as i64;
             // 700 ms of silence, decided on a 20 ms frame boundary.
-            assert!((700..=720).contains(&waited), "turn end {waited} ms after speech");
+            assert!(
+                (700..=720).contains(&waited),
+                "turn end {waited} ms after speech"
+            );
         }
     }
 }

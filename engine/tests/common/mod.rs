@@ -134,7 +134,16 @@ impl Sim {
             }
             for input in inputs {
                 self.call.handle_input(now, input).unwrap();
-                self.collect(ms, &mut rec, &mut play_end, &mut first_play, &mut heard_frames_ms, &mut marks, &mut cleared, out_rate);
+                self.collect(
+                    ms,
+                    &mut rec,
+                    &mut play_end,
+                    &mut first_play,
+                    &mut heard_frames_ms,
+                    &mut marks,
+                    &mut cleared,
+                    out_rate,
+                );
             }
             if offer_agent {
                 let room = self.call.agent_audio_capacity();
@@ -142,13 +151,30 @@ impl Sim {
                 if n > 0 {
                     let samples = &agent[agent_pos..agent_pos + n];
                     agent_pos += n;
-                    let _ = self.call.handle_input(now, Input::AgentAudio { utterance: 1, samples });
+                    let _ = self.call.handle_input(
+                        now,
+                        Input::AgentAudio {
+                            utterance: 1,
+                            samples,
+                        },
+                    );
                 }
                 if agent_pos == agent.len() {
                     agent_done = true;
-                    self.call.handle_input(now, Input::AgentAudioEnd { utterance: 1 }).unwrap();
+                    self.call
+                        .handle_input(now, Input::AgentAudioEnd { utterance: 1 })
+                        .unwrap();
                 }
-                self.collect(ms, &mut rec, &mut play_end, &mut first_play, &mut heard_frames_ms, &mut marks, &mut cleared, out_rate);
+                self.collect(
+                    ms,
+                    &mut rec,
+                    &mut play_end,
+                    &mut first_play,
+                    &mut heard_frames_ms,
+                    &mut marks,
+                    &mut cleared,
+                    out_rate,
+                );
             }
         }
         rec
