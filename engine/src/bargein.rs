@@ -264,6 +264,45 @@ mod tests {
     }
 
     #[test]
+    fn weak_open_frames_inside_a_hum_do_not_count() {
+        // "mm-hm": a loud closed hum, a breathy open "h" 10 dB down, the hum again.
+        let mut det = BargeInDetector::new(InterruptionConfig::default());
+        let mut t = 0;
+        let mut push = |speech: bool, open: bool, level_db: f32| {
+            let f = FrameDecision {
+                speech,
+                open,
+                features: FrameFeatures {
+                    level_db,
+                    tilt: 0.0,
+                },
+            };
+            let d = det.push(Duration::from_millis(t), 20, &f, false);
+            t += 20;
+            d
+        };
+        for _ in 0..4 {
+            assert_eq!(push(true, false, -20.0), None);
+        }
+        for _ in 0..4 {
+            assert_eq!(push(true, true, -31.0), None);
+        }
+        for _ in 0..3 {
+            assert_eq!(push(true, false, -20.0), None);
+        }
+        for _ in 0..2 {
+            assert_eq!(push(false, false, -90.0), None);
+        }
+        assert!(matches!(
+            push(false, false, -90.0),
+            Some(BargeInDecision::Suppressed {
+                reason: SuppressReason::Backchannel,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn a_blip_is_noise() {
         let mut det = BargeInDetector::new(InterruptionConfig::default());
         let out = feed(&mut det, &[(true, false, 40), (false, false, 100)], false);

@@ -46,6 +46,9 @@ pub enum Input<'a> {
     AgentAudio { utterance: u32, samples: &'a [i16] },
     /// No more audio will come for this utterance.
     AgentAudioEnd { utterance: u32 },
+    /// Drop this utterance (the shell cancelled the reply, e.g. the caller went on
+    /// talking before it played); if it was playing, the transport is cleared.
+    CancelAgentAudio { utterance: u32 },
     /// The transport echoed a mark ([`Output::Mark`]).
     MarkAck(u64),
     /// The caller pressed a key.
@@ -115,6 +118,11 @@ pub enum Event {
         utterance: u32,
         played_ms: u32,
         onset: Duration,
+    },
+    /// The shell cancelled the utterance; the caller heard `played_ms` of it.
+    PlaybackCancelled {
+        utterance: u32,
+        played_ms: u32,
     },
     /// Caller sound during agent speech that did not interrupt.
     BargeInSuppressed {
@@ -337,6 +345,29 @@ impl Call {
                 self.playback.end_of_audio(utterance);
                 Ok(())
             }
+            Input::CancelAgentAudio { utterance } => {
+                if self.playback.current() == Some(utterance) {
+                    let was_playing = self.playback.is_playing();
+                    if let Some((utterance, played)) = self.playback.finish(now) {
+                        let played_ms = self.playback.samples_to_ms(played);
+                        if was_playing {
+                            self.push_out(Output::Clear);
+                        }
+                        if let Some(t) = self.trace.as_mut() {
+                            t.played_ms = Some(played_ms);
+                        }
+                        self.flush_trace();
+                        self.emit(Event::PlaybackCancelled {
+                            utterance,
+                            played_ms,
+                        });
+                        if self.state == TurnState::AgentSpeaking {
+                            self.set_state(TurnState::Listening);
+                        }
+                    }
+                }
+                Ok(())
+            }
             Input::MarkAck(pos) => {
                 self.playback.ack(now, pos);
                 if let Some(t) = self.trace.as_mut() {
@@ -359,12 +390,11 @@ impl Call {
             }
             Input::Timeout => Ok(()),
             Input::Hangup => {
-                if let Some((utterance, played)) = self.playback.finish(now) {
+                if let Some((_, played)) = self.playback.finish(now) {
                     let played_ms = self.playback.samples_to_ms(played);
                     if let Some(t) = self.trace.as_mut() {
                         t.played_ms = Some(played_ms);
                     }
-                    let _ = utterance;
                 }
                 self.flush_trace();
                 self.set_state(TurnState::Ended);

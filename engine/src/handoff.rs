@@ -30,6 +30,9 @@ pub enum InMsg {
     AgentAudioEnd {
         utterance: u32,
     },
+    CancelAgentAudio {
+        utterance: u32,
+    },
     MarkAck(u64),
     Dtmf(char),
     Stamp(Stage),

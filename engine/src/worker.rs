@@ -184,6 +184,10 @@ fn service(slot: &mut Slot, now: Instant, buf: &mut [i16; CHUNK]) {
                 .call
                 .handle_input(now, Input::AgentAudioEnd { utterance })
                 .is_ok(),
+            InMsg::CancelAgentAudio { utterance } => slot
+                .call
+                .handle_input(now, Input::CancelAgentAudio { utterance })
+                .is_ok(),
             InMsg::MarkAck(m) => slot.call.handle_input(now, Input::MarkAck(m)).is_ok(),
             InMsg::Dtmf(d) => slot.call.handle_input(now, Input::Dtmf(d)).is_ok(),
             InMsg::Stamp(s) => slot.call.handle_input(now, Input::Stamp(s)).is_ok(),

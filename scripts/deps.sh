@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the system packages Parley's build, fixtures and tests need (Debian 12).
+# Idempotent: does nothing when everything is already there. Called by ./run.sh and
+# ./test.sh; run it by hand only if you want to.
+set -euo pipefail
+
+PACKAGES=(
+  # build: the opus crate builds its bundled libopus with cmake; webrtc-vad with cc
+  cmake pkg-config build-essential
+  # fixtures: speech synthesis and audio shaping (fixtures/make.sh)
+  espeak-ng sox
+  # tests: a Postgres client to find the local server
+  postgresql-client
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "deps: cargo not found; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
