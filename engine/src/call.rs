@@ -552,50 +552,60 @@ impl Call {
                 .process(&self.block[..n], &mut self.resampled)
                 .unwrap_or(0);
         }
+        let have16k = self.to16k.is_some();
         if self.cfg.forward_caller_audio {
-            if self.to16k.is_some() {
-                for i in 0..resampled_len {
-                    let s = self.resampled[i];
-                    self.push_frame16(s);
-                }
-            } else {
-                for i in 0..n {
-                    let s = self.block[i];
-                    self.push_frame16(s);
-                }
-            }
+            let len = if have16k { resampled_len } else { n };
+            self.feed_frame16(have16k, len);
         }
-        if self.vad_on_16k && self.to16k.is_some() {
-            for i in 0..resampled_len {
-                let s = self.resampled[i];
-                self.push_vad(s);
-            }
+        if self.vad_on_16k && have16k {
+            self.feed_vad(true, resampled_len);
         } else {
-            for i in 0..n {
-                let s = self.block[i];
-                self.push_vad(s);
+            self.feed_vad(false, n);
+        }
+    }
+
+    /// Moves `len` samples of the block (or of its 16 kHz version) into 16 kHz frames.
+    fn feed_frame16(&mut self, resampled: bool, len: usize) {
+        let mut off = 0;
+        while off < len {
+            let take = (self.frame16.samples.len() - self.frame16_len).min(len - off);
+            let src = if resampled {
+                &self.resampled[off..off + take]
+            } else {
+                &self.block[off..off + take]
+            };
+            self.frame16.samples[self.frame16_len..self.frame16_len + take].copy_from_slice(src);
+            self.frame16_len += take;
+            off += take;
+            if self.frame16_len == self.frame16.samples.len() {
+                self.frame16_len = 0;
+                let f = self.frame16;
+                self.push_out(Output::CallerAudio(f));
             }
         }
     }
 
-    fn push_frame16(&mut self, s: i16) {
-        self.frame16.samples[self.frame16_len] = s;
-        self.frame16_len += 1;
-        if self.frame16_len == self.frame16.samples.len() {
-            self.frame16_len = 0;
-            let f = self.frame16;
-            self.push_out(Output::CallerAudio(f));
-        }
-    }
-
-    fn push_vad(&mut self, s: i16) {
-        self.vad_frame[self.vad_len] = s;
-        self.vad_len += 1;
-        if self.vad_len == self.vad_frame_samples {
-            self.vad_len = 0;
-            match self.gate.process(&self.vad_frame[..self.vad_frame_samples]) {
-                Ok(d) => self.vad_decision(d),
-                Err(_) => debug_assert!(false, "VAD frame sizing"),
+    /// Moves `len` samples of the block (or of its 16 kHz version) into VAD frames and
+    /// classifies each full one.
+    fn feed_vad(&mut self, resampled: bool, len: usize) {
+        let size = self.vad_frame_samples;
+        let mut off = 0;
+        while off < len {
+            let take = (size - self.vad_len).min(len - off);
+            let src = if resampled {
+                &self.resampled[off..off + take]
+            } else {
+                &self.block[off..off + take]
+            };
+            self.vad_frame[self.vad_len..self.vad_len + take].copy_from_slice(src);
+            self.vad_len += take;
+            off += take;
+            if self.vad_len == size {
+                self.vad_len = 0;
+                match self.gate.process(&self.vad_frame[..size]) {
+                    Ok(d) => self.vad_decision(d),
+                    Err(_) => debug_assert!(false, "VAD frame sizing"),
+                }
             }
         }
     }
