@@ -13,7 +13,9 @@ pub mod endpointer;
 pub mod features;
 pub mod handoff;
 pub mod playback;
+pub mod providers;
 pub mod trace;
+pub mod twilio;
 pub mod vad;
 pub mod worker;
 
