@@ -9,9 +9,16 @@
 //! - outbox (DSP → network): the core's [`Output`]s.
 //!
 //! Producers wake the DSP thread with [`std::thread::Thread::unpark`] (a futex wake, no
-//! lock) so a frame is handled as soon as it lands.
+//! lock) so a frame is handled as soon as it lands; the DSP thread wakes the network task
+//! through an [`AtomicWaker`] (lock-free) when it has pushed outputs.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread::Thread;
+
+use atomic_waker::AtomicWaker;
 
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
@@ -67,6 +74,7 @@ pub struct NetworkEnd {
     inbox: HeapProd<InMsg>,
     outbox: HeapCons<Output>,
     dsp: Thread,
+    waker: Arc<AtomicWaker>,
     /// Caller samples dropped because the DSP side fell behind.
     pub dropped_caller_samples: u64,
 }
@@ -77,6 +85,7 @@ pub struct DspEnd {
     pub(crate) agent: HeapCons<i16>,
     pub(crate) inbox: HeapCons<InMsg>,
     pub(crate) outbox: HeapProd<Output>,
+    pub(crate) waker: Arc<AtomicWaker>,
 }
 
 /// Makes the rings of one call whose DSP state lives on thread `dsp`.
@@ -85,6 +94,7 @@ pub fn rings(sizes: RingSizes, dsp: Thread) -> (NetworkEnd, DspEnd) {
     let (agent_tx, agent_rx) = HeapRb::new(sizes.agent_samples).split();
     let (inbox_tx, inbox_rx) = HeapRb::new(sizes.inbox).split();
     let (outbox_tx, outbox_rx) = HeapRb::new(sizes.outbox).split();
+    let waker = Arc::new(AtomicWaker::new());
     (
         NetworkEnd {
             caller: caller_tx,
@@ -92,6 +102,7 @@ pub fn rings(sizes: RingSizes, dsp: Thread) -> (NetworkEnd, DspEnd) {
             inbox: inbox_tx,
             outbox: outbox_rx,
             dsp,
+            waker: waker.clone(),
             dropped_caller_samples: 0,
         },
         DspEnd {
@@ -99,6 +110,7 @@ pub fn rings(sizes: RingSizes, dsp: Thread) -> (NetworkEnd, DspEnd) {
             agent: agent_rx,
             inbox: inbox_rx,
             outbox: outbox_tx,
+            waker,
         },
     )
 }
@@ -162,5 +174,40 @@ impl NetworkEnd {
     /// Next output of the call core, if any.
     pub fn recv(&mut self) -> Option<Output> {
         self.outbox.try_pop()
+    }
+
+    /// Waits until the call core has an output.
+    pub fn ready(&mut self) -> Ready<'_> {
+        Ready { net: self }
+    }
+}
+
+/// Future of [`NetworkEnd::ready`].
+pub struct Ready<'a> {
+    net: &'a mut NetworkEnd,
+}
+
+impl Future for Ready<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let net = &mut self.get_mut().net;
+        if !net.outbox.is_empty() {
+            return Poll::Ready(());
+        }
+        net.waker.register(cx.waker());
+        // Re-check: an output may have landed between the check and the registration.
+        if net.outbox.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}
+
+impl DspEnd {
+    /// Tells the network side that outputs are waiting.
+    pub(crate) fn wake_network(&self) {
+        self.waker.wake();
     }
 }

@@ -8,12 +8,14 @@
 
 pub mod bargein;
 pub mod call;
+pub mod chunker;
 pub mod config;
 pub mod endpointer;
 pub mod features;
 pub mod handoff;
 pub mod playback;
 pub mod providers;
+pub mod session;
 pub mod trace;
 pub mod twilio;
 pub mod vad;

@@ -11,11 +11,14 @@
 //! out-of-order chunks are reported as errors or dropped, and counted in [`StreamStats`].
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use base64::Engine as _;
 use serde::Deserialize;
 
 use parley_codecs::g711;
+
+use crate::session::{Transport, TransportEvent};
 
 /// Largest media payload accepted, in decoded bytes (Twilio sends 160; one second is plenty).
 pub const MAX_MEDIA_BYTES: usize = 8000;
@@ -335,6 +338,125 @@ fn parse_mark(name: &str) -> Option<u64> {
 fn json_escape(s: &str) -> String {
     let v = serde_json::Value::String(s.to_string()).to_string();
     v[1..v.len() - 1].to_string()
+}
+
+/// A WebSocket reduced to what Media Streams needs: text frames in and out. The HTTP
+/// server implements it for its socket type, tests for in-memory channels.
+pub trait TextSocket: Send {
+    /// Next text frame; `None` when the socket closed, `Err` when it failed. Cancel-safe.
+    fn recv(&mut self) -> impl Future<Output = Option<Result<String, String>>> + Send;
+    fn send(&mut self, text: String) -> impl Future<Output = Result<(), String>> + Send;
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Consecutive malformed messages after which the stream is given up.
+pub const MAX_CONSECUTIVE_ERRORS: u32 = 50;
+
+/// A Media Streams connection as a [`Transport`] for the session.
+pub struct TwilioTransport<S> {
+    socket: S,
+    stream: MediaStream,
+    consecutive_errors: u32,
+}
+
+impl<S: TextSocket> TwilioTransport<S> {
+    /// Reads messages up to and including `start`. Media before `start` and other
+    /// malformed messages are logged and skipped; a socket that closes first is an error.
+    pub async fn accept(mut socket: S) -> Result<(Self, StartInfo), String> {
+        let mut stream = MediaStream::new();
+        let mut errors = 0;
+        loop {
+            let text = match socket.recv().await {
+                None => return Err("stream closed before start".into()),
+                Some(Err(e)) => return Err(format!("stream failed before start: {e}")),
+                Some(Ok(t)) => t,
+            };
+            match stream.parse(&text) {
+                Ok(Inbound::Start(info)) => {
+                    return Ok((
+                        Self {
+                            socket,
+                            stream,
+                            consecutive_errors: 0,
+                        },
+                        info,
+                    ))
+                }
+                Ok(Inbound::Stop) => return Err("stream stopped before start".into()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "twilio: bad message before start");
+                    errors += 1;
+                    if errors > MAX_CONSECUTIVE_ERRORS {
+                        return Err(format!("too many malformed messages before start ({e})"));
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        self.stream.stats
+    }
+}
+
+impl<S: TextSocket> Transport for TwilioTransport<S> {
+    async fn recv(&mut self) -> TransportEvent {
+        loop {
+            let text = match self.socket.recv().await {
+                None => return TransportEvent::Closed("websocket closed".into()),
+                Some(Err(e)) => return TransportEvent::Closed(format!("websocket error: {e}")),
+                Some(Ok(t)) => t,
+            };
+            let ev = match self.stream.parse(&text) {
+                Ok(Inbound::Media {
+                    samples,
+                    gap_samples,
+                }) => {
+                    let mut v = vec![0i16; gap_samples];
+                    v.extend_from_slice(samples);
+                    Some(TransportEvent::Audio(v))
+                }
+                Ok(Inbound::Mark(Some(pos))) => Some(TransportEvent::MarkAck(pos)),
+                Ok(Inbound::Dtmf(d)) => Some(TransportEvent::Dtmf(d)),
+                Ok(Inbound::Stop) => Some(TransportEvent::Closed("caller hung up".into())),
+                Ok(_) => None,
+                Err(e) => {
+                    self.consecutive_errors += 1;
+                    tracing::warn!(stream = self.stream.stream_sid(), error = %e, "twilio: bad message");
+                    if self.consecutive_errors > MAX_CONSECUTIVE_ERRORS {
+                        return TransportEvent::Closed(format!(
+                            "too many malformed messages (last: {e})"
+                        ));
+                    }
+                    continue;
+                }
+            };
+            self.consecutive_errors = 0;
+            if let Some(ev) = ev {
+                return ev;
+            }
+        }
+    }
+
+    async fn send_audio(&mut self, samples: &[i16]) -> Result<(), String> {
+        let msg = self.stream.media_message(samples);
+        self.socket.send(msg).await
+    }
+
+    async fn send_mark(&mut self, pos: u64) -> Result<(), String> {
+        let msg = self.stream.mark_message(pos);
+        self.socket.send(msg).await
+    }
+
+    async fn send_clear(&mut self) -> Result<(), String> {
+        let msg = self.stream.clear_message();
+        self.socket.send(msg).await
+    }
+
+    async fn close(&mut self) {
+        self.socket.close().await
+    }
 }
 
 #[cfg(test)]

@@ -206,10 +206,53 @@ fn service(slot: &mut Slot, now: Instant, buf: &mut [i16; CHUNK]) {
 }
 
 fn drain(slot: &mut Slot) {
+    let mut any = false;
     while let Some(out) = slot.call.poll_output() {
+        any = true;
         if let Err(_lost) = slot.end.outbox.try_push(out) {
             slot.dropped_outputs += 1;
         }
+    }
+    if any {
+        slot.end.wake_network();
+    }
+}
+
+/// Several workers, calls spread round-robin: about one per core.
+pub struct WorkerPool {
+    workers: Vec<Worker>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl WorkerPool {
+    /// Starts `n` workers (at least one).
+    pub fn new(n: usize) -> std::io::Result<Self> {
+        let workers = (0..n.max(1))
+            .map(|i| Worker::spawn(&format!("parley-dsp-{i}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            workers,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// One worker per available core.
+    pub fn per_core() -> std::io::Result<Self> {
+        Self::new(thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Creates a call on the next worker.
+    pub fn add_call(&self, cfg: CallConfig) -> Result<NetworkEnd, WorkerError> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.workers.len();
+        self.workers[i].add_call(cfg)
     }
 }
 
