@@ -91,7 +91,12 @@ fn serve(listen: SocketAddr, database_url: String) -> anyhow::Result<()> {
     }))
 }
 
-fn create_key(database_url: &str, tenant: &str, name: &str, scopes: &[String]) -> anyhow::Result<()> {
+fn create_key(
+    database_url: &str,
+    tenant: &str,
+    name: &str,
+    scopes: &[String],
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -108,6 +113,8 @@ fn create_key(database_url: &str, tenant: &str, name: &str, scopes: &[String]) -
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PARLEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
-

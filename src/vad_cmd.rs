@@ -36,8 +36,8 @@ pub struct VadArgs {
 }
 
 pub fn run(args: &VadArgs) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let wav = parley_codecs::wav::parse(&bytes)
         .with_context(|| format!("{} is not a WAV file Parley can read", args.file.display()))?;
     let Some(rate) = SampleRate::from_hz(wav.sample_rate) else {

@@ -204,7 +204,10 @@ pub async fn authenticate(
     };
     let h = response.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    h.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+    h.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
     h.insert("x-ratelimit-reset", HeaderValue::from(decision.reset));
     if !decision.allowed {
         let wait = (decision.reset - now_ms.div_euclid(1000)).max(1);

@@ -96,7 +96,8 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);
     hex::encode(mac.finalize().into_bytes())
 }

@@ -120,7 +120,9 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|e| ApiError::bad_request(format!("invalid path parameter: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::bad_request(format!("invalid path parameter: {}", e.body_text()))
+            })
     }
 }
 

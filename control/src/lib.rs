@@ -7,8 +7,11 @@ pub mod auth;
 pub mod crypto;
 pub mod dispatch;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod ids;
+pub mod lifecycle;
+pub mod model;
 pub mod openapi;
 pub mod options;
 pub mod pagination;
@@ -19,6 +22,7 @@ pub mod state;
 pub mod store;
 pub mod timestamps;
 pub mod validate;
+pub mod webhook_delivery;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,7 +82,9 @@ impl App {
         let secrets = crypto::Secrets::from_material(options.secret_key.as_deref());
         let openapi_json = serde_json::to_value(openapi())?;
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_millis(options.outbound_timeout_ms))
+            .timeout(std::time::Duration::from_millis(
+                options.outbound_timeout_ms,
+            ))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("parley/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -137,8 +143,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Starts the background workers (webhook delivery) for an app; serve calls it, tests too.
-pub fn spawn_workers(_state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
-    Vec::new()
+pub fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![tokio::spawn(webhook_delivery::run(state.clone()))]
 }
 
 /// Creates an API key for `tenant` (creating the tenant if needed); returns the clear key.
@@ -178,10 +184,14 @@ pub async fn serve_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr()?;
     let app = App::build(&config.database_url, options, Arc::new(NoTransport)).await?;
+    let workers = spawn_workers(&app.state);
     tracing::info!(%local, database_url = %store::redact(&config.database_url), "parley serve listening");
     axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    for w in workers {
+        w.abort();
+    }
     app.state.db.close().await;
     tracing::info!("parley serve stopped");
     Ok(())
@@ -193,8 +203,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         {
             s.recv().await;
         }

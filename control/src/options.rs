@@ -49,8 +49,12 @@ impl ServeOptions {
         }
         ServeOptions {
             rate_limit_per_minute: num("PARLEY_RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute),
-            secret_key: std::env::var("PARLEY_SECRET_KEY").ok().filter(|s| !s.is_empty()),
-            public_url: std::env::var("PARLEY_PUBLIC_URL").ok().filter(|s| !s.is_empty()),
+            secret_key: std::env::var("PARLEY_SECRET_KEY")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            public_url: std::env::var("PARLEY_PUBLIC_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
             webhook_retry_base_ms: num("PARLEY_WEBHOOK_RETRY_BASE_MS", d.webhook_retry_base_ms),
             webhook_max_attempts: num("PARLEY_WEBHOOK_MAX_ATTEMPTS", d.webhook_max_attempts),
             outbound_timeout_ms: num("PARLEY_OUTBOUND_TIMEOUT_MS", d.outbound_timeout_ms),

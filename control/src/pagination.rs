@@ -24,15 +24,25 @@ impl PageQuery {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT as i64).contains(&n) => Ok(n as usize),
-            Some(_) => Err(ApiError::validation("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+            Some(_) => Err(ApiError::validation(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )),
         }
     }
 
     pub fn cursor(&self) -> Result<Option<&str>, ApiError> {
         match self.cursor.as_deref() {
             None | Some("") => Ok(None),
-            Some(c) if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Ok(Some(c)),
-            Some(_) => Err(ApiError::validation("cursor", "not a cursor returned by this API")),
+            Some(c)
+                if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Ok(Some(c))
+            }
+            Some(_) => Err(ApiError::validation(
+                "cursor",
+                "not a cursor returned by this API",
+            )),
         }
     }
 }

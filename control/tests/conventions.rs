@@ -14,6 +14,13 @@ async fn health_and_request_ids(kind: Kind) {
     assert!(r.header("x-request-id").unwrap().starts_with("req_"));
     let r = s.send(Method::GET, "/ready", None, None).await.expect(200);
     assert_eq!(r.body["status"], "ready");
+    if kind == Kind::Sqlite {
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&s.state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
     // A caller-supplied request id is echoed, in the header and in error bodies.
     let resp = s
         .client
@@ -28,7 +35,9 @@ async fn health_and_request_ids(kind: Kind) {
     assert_eq!(body["requestId"], "my-trace-42");
     // Unknown routes and wrong methods get the JSON error body too.
     s.get("/v1/nope").await.expect_error(404, "NOT_FOUND", None);
-    s.send(Method::GET, "/nope", None, None).await.expect_error(404, "NOT_FOUND", None);
+    s.send(Method::GET, "/nope", None, None)
+        .await
+        .expect_error(404, "NOT_FOUND", None);
     s.send(Method::DELETE, "/health", None, None)
         .await
         .expect_error(405, "METHOD_NOT_ALLOWED", None);
@@ -55,12 +64,17 @@ async fn auth_failures(kind: Kind) {
     assert_eq!(resp.status(), 401);
 
     // Create a key, use it, revoke it: 401 right after.
-    let r = s.post("/v1/keys", json!({"name": "ci", "scopes": ["read"]})).await.expect(201);
+    let r = s
+        .post("/v1/keys", json!({"name": "ci", "scopes": ["read"]}))
+        .await
+        .expect(201);
     let secret = r.body["secret"].as_str().unwrap().to_string();
     let id = r.body["id"].as_str().unwrap().to_string();
     assert!(secret.starts_with("plabs_"));
     assert_eq!(r.body["scopes"], json!(["read"]));
-    s.send(Method::GET, "/v1", Some(&secret), None).await.expect(200);
+    s.send(Method::GET, "/v1", Some(&secret), None)
+        .await
+        .expect(200);
     // read scope cannot write or manage keys
     s.send(Method::POST, "/v1/agents", Some(&secret), Some(&json!({})))
         .await
@@ -72,74 +86,145 @@ async fn auth_failures(kind: Kind) {
     s.send(Method::GET, "/v1", Some(&secret), None)
         .await
         .expect_error(401, "UNAUTHORIZED", None);
-    s.delete(&format!("/v1/keys/{id}")).await.expect_error(404, "NOT_FOUND", None);
+    s.delete(&format!("/v1/keys/{id}"))
+        .await
+        .expect_error(404, "NOT_FOUND", None);
 
     // The stored row holds only a hash.
     let rows: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM api_keys")
         .fetch_all(&s.state.db.pool)
         .await
         .unwrap();
-    assert!(rows.iter().all(|(h,)| h.len() == 64 && !h.contains("plabs_")));
+    assert!(rows
+        .iter()
+        .all(|(h,)| h.len() == 64 && !h.contains("plabs_")));
 }
 
 async fn key_lifecycle_and_tenancy(kind: Kind) {
     let Some(s) = start(kind).await else { return };
-    let r = s.post("/v1/keys", json!({"name": "rotating"})).await.expect(201);
+    let r = s
+        .post("/v1/keys", json!({"name": "rotating"}))
+        .await
+        .expect(201);
     let old = r.body["secret"].as_str().unwrap().to_string();
     let id = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(r.body["scopes"], json!(["read", "write"]));
-    s.send(Method::GET, "/v1", Some(&old), None).await.expect(200);
-    let r = s.post(&format!("/v1/keys/{id}/rotate"), json!({})).await.expect(200);
+    s.send(Method::GET, "/v1", Some(&old), None)
+        .await
+        .expect(200);
+    let r = s
+        .post(&format!("/v1/keys/{id}/rotate"), json!({}))
+        .await
+        .expect(200);
     let new = r.body["secret"].as_str().unwrap().to_string();
     assert_ne!(old, new);
     assert_eq!(r.body["id"], id.as_str());
-    s.send(Method::GET, "/v1", Some(&old), None).await.expect_error(401, "UNAUTHORIZED", None);
-    s.send(Method::GET, "/v1", Some(&new), None).await.expect(200);
+    s.send(Method::GET, "/v1", Some(&old), None)
+        .await
+        .expect_error(401, "UNAUTHORIZED", None);
+    s.send(Method::GET, "/v1", Some(&new), None)
+        .await
+        .expect(200);
 
     // Another tenant's admin sees none of acme's keys and cannot revoke them.
     let other = s.tenant_key("globex", &["admin"]).await;
-    let r = s.send(Method::GET, "/v1/keys", Some(&other), None).await.expect(200);
+    let r = s
+        .send(Method::GET, "/v1/keys", Some(&other), None)
+        .await
+        .expect(200);
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
-    s.send(Method::DELETE, &format!("/v1/keys/{id}"), Some(&other), None)
+    s.send(
+        Method::DELETE,
+        &format!("/v1/keys/{id}"),
+        Some(&other),
+        None,
+    )
+    .await
+    .expect_error(404, "NOT_FOUND", None);
+    s.send(
+        Method::POST,
+        &format!("/v1/keys/{id}/rotate"),
+        Some(&other),
+        None,
+    )
+    .await
+    .expect_error(404, "NOT_FOUND", None);
+    s.send(Method::GET, "/v1", Some(&new), None)
         .await
-        .expect_error(404, "NOT_FOUND", None);
-    s.send(Method::POST, &format!("/v1/keys/{id}/rotate"), Some(&other), None)
-        .await
-        .expect_error(404, "NOT_FOUND", None);
-    s.send(Method::GET, "/v1", Some(&new), None).await.expect(200);
+        .expect(200);
 }
 
 async fn key_validation_and_pagination(kind: Kind) {
     let Some(s) = start(kind).await else { return };
-    s.post("/v1/keys", json!({"name": ""})).await.expect_error(400, "VALIDATION_ERROR", Some("name"));
+    s.post("/v1/keys", json!({"name": ""})).await.expect_error(
+        400,
+        "VALIDATION_ERROR",
+        Some("name"),
+    );
     s.post("/v1/keys", json!({"name": "x", "scopes": ["root"]}))
         .await
         .expect_error(400, "VALIDATION_ERROR", Some("scopes[0]"));
-    s.post("/v1/keys", json!({"name": 5})).await.expect_error(400, "VALIDATION_ERROR", Some("name"));
+    s.post("/v1/keys", json!({"name": 5})).await.expect_error(
+        400,
+        "VALIDATION_ERROR",
+        Some("name"),
+    );
     s.post("/v1/keys", json!({"name": "x", "colour": "red"}))
         .await
         .expect_error(400, "VALIDATION_ERROR", Some("colour"));
-    s.post("/v1/keys", json!([1, 2])).await.expect_error(400, "VALIDATION_ERROR", None);
-    s.raw(Method::POST, "/v1/keys", Some("application/json"), b"{\"name\": ".to_vec())
+    s.post("/v1/keys", json!([1, 2]))
         .await
         .expect_error(400, "VALIDATION_ERROR", None);
-    s.raw(Method::POST, "/v1/keys", Some("application/json"), b"{\"name\":\"a\"} trailing".to_vec())
-        .await
-        .expect_error(400, "VALIDATION_ERROR", None);
-    s.raw(Method::POST, "/v1/keys", Some("text/plain"), b"{\"name\":\"a\"}".to_vec())
-        .await
-        .expect_error(415, "UNSUPPORTED_MEDIA_TYPE", None);
+    s.raw(
+        Method::POST,
+        "/v1/keys",
+        Some("application/json"),
+        b"{\"name\": ".to_vec(),
+    )
+    .await
+    .expect_error(400, "VALIDATION_ERROR", None);
+    s.raw(
+        Method::POST,
+        "/v1/keys",
+        Some("application/json"),
+        b"{\"name\":\"a\"} trailing".to_vec(),
+    )
+    .await
+    .expect_error(400, "VALIDATION_ERROR", None);
+    s.raw(
+        Method::POST,
+        "/v1/keys",
+        Some("text/plain"),
+        b"{\"name\":\"a\"}".to_vec(),
+    )
+    .await
+    .expect_error(415, "UNSUPPORTED_MEDIA_TYPE", None);
     let big = format!("{{\"name\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
-    s.raw(Method::POST, "/v1/keys", Some("application/json"), big.into_bytes())
+    s.raw(
+        Method::POST,
+        "/v1/keys",
+        Some("application/json"),
+        big.into_bytes(),
+    )
+    .await
+    .expect_error(413, "PAYLOAD_TOO_LARGE", None);
+    s.get("/v1/keys?limit=0")
         .await
-        .expect_error(413, "PAYLOAD_TOO_LARGE", None);
-    s.get("/v1/keys?limit=0").await.expect_error(400, "VALIDATION_ERROR", Some("limit"));
-    s.get("/v1/keys?limit=101").await.expect_error(400, "VALIDATION_ERROR", Some("limit"));
-    s.get("/v1/keys?limit=abc").await.expect_error(400, "VALIDATION_ERROR", Some("limit"));
-    s.get("/v1/keys?cursor=%27%3B--").await.expect_error(400, "VALIDATION_ERROR", Some("cursor"));
+        .expect_error(400, "VALIDATION_ERROR", Some("limit"));
+    s.get("/v1/keys?limit=101")
+        .await
+        .expect_error(400, "VALIDATION_ERROR", Some("limit"));
+    s.get("/v1/keys?limit=abc")
+        .await
+        .expect_error(400, "VALIDATION_ERROR", Some("limit"));
+    s.get("/v1/keys?cursor=%27%3B--")
+        .await
+        .expect_error(400, "VALIDATION_ERROR", Some("cursor"));
 
     for i in 0..6 {
-        s.post("/v1/keys", json!({"name": format!("k{i}")})).await.expect(201);
+        s.post("/v1/keys", json!({"name": format!("k{i}")}))
+            .await
+            .expect(201);
     }
     let (items, pages) = s.collect_pages("/v1/keys", 3).await;
     assert_eq!(items.len(), 7); // six plus the harness key
@@ -148,7 +233,10 @@ async fn key_validation_and_pagination(kind: Kind) {
     let before = ids.clone();
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.dedup();
-    assert_eq!(ids, before, "pages are in descending id order with no repeats");
+    assert_eq!(
+        ids, before,
+        "pages are in descending id order with no repeats"
+    );
     assert!(items.iter().all(|k| k.get("secret").is_none()));
 }
 
@@ -157,7 +245,8 @@ async fn rate_limit(kind: Kind) {
         rate_limit_per_minute: 5,
         ..Default::default()
     };
-    let Some(s) = start_with(kind, opts, std::sync::Arc::new(parley_control::NoTransport)).await else {
+    let Some(s) = start_with(kind, opts, std::sync::Arc::new(parley_control::NoTransport)).await
+    else {
         return;
     };
     let mut saw_429 = false;
@@ -165,7 +254,13 @@ async fn rate_limit(kind: Kind) {
         let r = s.get("/v1").await;
         assert_eq!(r.header("x-ratelimit-limit"), Some("5"));
         assert!(r.header("x-ratelimit-remaining").is_some());
-        assert!(r.header("x-ratelimit-reset").unwrap().parse::<i64>().unwrap() > 0);
+        assert!(
+            r.header("x-ratelimit-reset")
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+                > 0
+        );
         if r.status == 429 {
             saw_429 = true;
             assert!(i >= 5 || r.header("x-ratelimit-remaining") == Some("0"));
@@ -176,7 +271,9 @@ async fn rate_limit(kind: Kind) {
     assert!(saw_429);
     // Limits are per key: a fresh key is not limited.
     let other = s.tenant_key("acme", &["read"]).await;
-    s.send(Method::GET, "/v1", Some(&other), None).await.expect(200);
+    s.send(Method::GET, "/v1", Some(&other), None)
+        .await
+        .expect(200);
 }
 
 async fn v1_index_and_openapi(kind: Kind) {
@@ -184,8 +281,13 @@ async fn v1_index_and_openapi(kind: Kind) {
     let r = s.get("/v1").await.expect(200);
     assert_eq!(r.body["apiVersion"], "v1");
     let eps = r.body["endpoints"].as_array().unwrap();
-    assert!(eps.iter().any(|e| e["path"] == "/v1/keys" && e["method"] == "POST"));
-    let r = s.send(Method::GET, "/openapi.json", None, None).await.expect(200);
+    assert!(eps
+        .iter()
+        .any(|e| e["path"] == "/v1/keys" && e["method"] == "POST"));
+    let r = s
+        .send(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(200);
     assert!(r.body["openapi"].as_str().unwrap().starts_with("3."));
     assert!(r.body["paths"]["/v1/keys/{id}/rotate"]["post"].is_object());
     assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());

@@ -1,8 +1,13 @@
 //! The HTTP routes, one module per resource. Each handler carries its `#[utoipa::path]`, and
 //! the routers here are the single list of what is served and documented.
 
+pub mod agents;
+pub mod calls;
 pub mod keys;
 pub mod meta;
+pub mod tasks;
+pub mod usage;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,6 +20,7 @@ pub fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::health))
         .routes(routes!(meta::ready))
         .routes(routes!(meta::openapi_json))
+        .routes(routes!(calls::live_ws))
 }
 
 /// Everything under `/v1` (authenticated).
@@ -24,4 +30,45 @@ pub fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::rotate_key))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::provision_agent))
+        .routes(routes!(
+            agents::get_agent,
+            agents::replace_agent,
+            agents::patch_agent,
+            agents::delete_agent
+        ))
+        .routes(routes!(agents::activate_agent))
+        .routes(routes!(agents::deactivate_agent))
+        .routes(routes!(agents::duplicate_agent))
+        .routes(routes!(agents::publish_agent))
+        .routes(routes!(agents::list_versions))
+        .routes(routes!(agents::get_version))
+        .routes(routes!(tasks::create_task, tasks::list_tasks))
+        .routes(routes!(
+            tasks::get_task,
+            tasks::patch_task,
+            tasks::delete_task
+        ))
+        .routes(routes!(tasks::execute_task))
+        .routes(routes!(tasks::reset_task))
+        .routes(routes!(tasks::create_agent_task, tasks::list_agent_tasks))
+        .routes(routes!(tasks::get_agent_task))
+        .routes(routes!(calls::list_calls))
+        .routes(routes!(calls::get_call))
+        .routes(routes!(calls::get_transcript))
+        .routes(routes!(calls::get_recording))
+        .routes(routes!(calls::end_call))
+        .routes(routes!(calls::cancel_call))
+        .routes(routes!(calls::live_info))
+        .routes(routes!(calls::list_conversations))
+        .routes(routes!(calls::get_conversation))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(usage::get_usage))
 }

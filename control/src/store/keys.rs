@@ -52,14 +52,19 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<ApiKey, sqlx::Error> {
         id: col(r, "id")?,
         name: col(r, "name")?,
         prefix: col(r, "prefix")?,
-        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        scopes: scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         created_at: to_rfc3339(col(r, "created_at")?),
         last_used_at: opt_rfc3339(col(r, "last_used_at")?),
         revoked_at: opt_rfc3339(col(r, "revoked_at")?),
     })
 }
 
-const COLUMNS: &str = "SELECT id, name, prefix, scopes, created_at, last_used_at, revoked_at FROM api_keys";
+const COLUMNS: &str =
+    "SELECT id, name, prefix, scopes, created_at, last_used_at, revoked_at FROM api_keys";
 
 /// Creates a key; returns it with its clear secret.
 pub async fn create(
@@ -85,7 +90,9 @@ pub async fn create(
     .execute(&db.pool)
     .await?;
     drop(_w);
-    let key = get(db, tenant_id, &id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    let key = get(db, tenant_id, &id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
     Ok((key, secret))
 }
 
@@ -114,10 +121,11 @@ pub async fn list(
 }
 
 pub async fn find_by_secret(db: &Db, secret: &str) -> Result<Option<KeyAuth>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, tenant_id, scopes, revoked_at FROM api_keys WHERE key_hash = $1")
-        .bind(hash_secret(secret))
-        .fetch_optional(&db.pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT id, tenant_id, scopes, revoked_at FROM api_keys WHERE key_hash = $1")
+            .bind(hash_secret(secret))
+            .fetch_optional(&db.pool)
+            .await?;
     row.map(|r| {
         let scopes: String = col(&r, "scopes")?;
         let revoked: Option<i64> = col(&r, "revoked_at")?;

@@ -3,14 +3,14 @@
 //! accept (`$n` placeholders, TEXT/BIGINT/DOUBLE PRECISION columns), so both backends run the
 //! same statements and the same migrations.
 
-
-
+pub mod agents;
+pub mod calls;
 pub mod keys;
-
+pub mod tasks;
 
 pub mod tenants;
-
-
+pub mod usage;
+pub mod webhooks;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -39,7 +39,8 @@ pub struct Db {
     write_lock: Option<Arc<Mutex<()>>>,
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
 
 fn migrator() -> Migrator {
     let migrations: Vec<Migration> = MIGRATIONS
@@ -162,7 +163,10 @@ where
 
 /// Parses a JSON column written by this crate. A parse failure means the row was written by
 /// something else (or corrupted); it is reported as a decode error, never a panic.
-pub fn json_col<T: serde::de::DeserializeOwned>(row: &AnyRow, name: &str) -> Result<T, sqlx::Error> {
+pub fn json_col<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    name: &str,
+) -> Result<T, sqlx::Error> {
     let text: String = col(row, name)?;
     serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
         index: name.to_string(),
@@ -212,7 +216,16 @@ impl ListQuery {
     /// Adds `column <op> $n`.
     pub fn cond(mut self, column: &str, op: &str, arg: Arg) -> Self {
         self.args.push(arg);
-        self.conds.push(format!("{column} {op} ${}", self.args.len()));
+        self.conds
+            .push(format!("{column} {op} ${}", self.args.len()));
+        self
+    }
+
+    /// Adds an arbitrary condition; `{}` in `template` is replaced by the placeholder.
+    pub fn cond_expr(mut self, template: &str, arg: Arg) -> Self {
+        self.args.push(arg);
+        let placeholder = format!("${}", self.args.len());
+        self.conds.push(template.replace("{}", &placeholder));
         self
     }
 

@@ -40,9 +40,10 @@ impl Drop for DbGuard {
                     .unwrap();
                 rt.block_on(async {
                     if let Ok(mut c) = sqlx::AnyConnection::connect(&admin_url).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut c)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut c)
+                                .await;
                     }
                 });
             })
@@ -98,7 +99,9 @@ pub async fn fresh_database(kind: Kind) -> Option<(String, DbGuard)> {
             if std::env::var("PARLEY_REQUIRE_POSTGRES").is_ok_and(|v| !v.is_empty() && v != "0") {
                 panic!("PARLEY_REQUIRE_POSTGRES is set but no Postgres server is reachable: {last_err}");
             }
-            eprintln!("SKIP: Postgres test skipped, no server reachable at 127.0.0.1:5432 ({last_err})");
+            eprintln!(
+                "SKIP: Postgres test skipped, no server reachable at 127.0.0.1:5432 ({last_err})"
+            );
             None
         }
     }
@@ -136,7 +139,9 @@ pub async fn start_with(
     dispatcher: Arc<dyn CallDispatcher>,
 ) -> Option<TestServer> {
     let (url, guard) = fresh_database(kind).await?;
-    let app = App::build(&url, options, dispatcher).await.expect("build app");
+    let app = App::build(&url, options, dispatcher)
+        .await
+        .expect("build app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = app.router.clone();
@@ -201,12 +206,23 @@ impl Resp {
 
 impl TestServer {
     pub async fn tenant_key(&self, tenant: &str, scopes: &[&str]) -> String {
-        let t = tenants::get_or_create(&self.state.db, tenant).await.unwrap();
+        let t = tenants::get_or_create(&self.state.db, tenant)
+            .await
+            .unwrap();
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        keys::create(&self.state.db, &t.id, "test", &scopes).await.unwrap().1
+        keys::create(&self.state.db, &t.id, "test", &scopes)
+            .await
+            .unwrap()
+            .1
     }
 
-    pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Option<&Value>) -> Resp {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(k) = key {
             req = req.bearer_auth(k);
@@ -229,7 +245,27 @@ impl TestServer {
         }
     }
 
-    pub async fn raw(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Resp {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Resp {
+        self.try_raw(method, path, content_type, body)
+            .await
+            .expect("request")
+    }
+
+    /// Like [`raw`](Self::raw), but returns transport errors (a server may answer and close
+    /// before reading a large body it does not need).
+    pub async fn try_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Resp, reqwest::Error> {
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -238,30 +274,33 @@ impl TestServer {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let resp = req.send().await.expect("request");
+        let resp = req.send().await?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let raw = resp.bytes().await.unwrap().to_vec();
+        let raw = resp.bytes().await?.to_vec();
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Resp {
+        Ok(Resp {
             status,
             headers,
             body,
             raw,
-        }
+        })
     }
 
     pub async fn get(&self, path: &str) -> Resp {
         self.send(Method::GET, path, Some(&self.key), None).await
     }
     pub async fn post(&self, path: &str, body: Value) -> Resp {
-        self.send(Method::POST, path, Some(&self.key), Some(&body)).await
+        self.send(Method::POST, path, Some(&self.key), Some(&body))
+            .await
     }
     pub async fn put(&self, path: &str, body: Value) -> Resp {
-        self.send(Method::PUT, path, Some(&self.key), Some(&body)).await
+        self.send(Method::PUT, path, Some(&self.key), Some(&body))
+            .await
     }
     pub async fn patch(&self, path: &str, body: Value) -> Resp {
-        self.send(Method::PATCH, path, Some(&self.key), Some(&body)).await
+        self.send(Method::PATCH, path, Some(&self.key), Some(&body))
+            .await
     }
     pub async fn delete(&self, path: &str) -> Resp {
         self.send(Method::DELETE, path, Some(&self.key), None).await
