@@ -14,7 +14,8 @@ use parley_engine::{Call, CallConfig, Input, VadConfig};
 
 fn speech_ulaw() -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/long_call.8k.ulaw");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run fixtures/make.sh)", path.display()))
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run fixtures/make.sh)", path.display()))
 }
 
 /// Decode + call core for one frame per iteration, cycling through a minute of speech,

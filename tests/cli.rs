@@ -11,7 +11,9 @@ fn parley() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 #[test]
@@ -27,8 +29,18 @@ fn help_lists_the_subcommands_and_each_has_help() {
     }
     let serve = parley().args(["serve", "--help"]).output().unwrap();
     let serve = String::from_utf8(serve.stdout).unwrap();
-    for needle in ["--listen", "--database-url", "PARLEY_LISTEN", "DATABASE_URL", "0.0.0.0:8080", "sqlite://parley.db"] {
-        assert!(serve.contains(needle), "serve --help lacks {needle}:\n{serve}");
+    for needle in [
+        "--listen",
+        "--database-url",
+        "PARLEY_LISTEN",
+        "DATABASE_URL",
+        "0.0.0.0:8080",
+        "sqlite://parley.db",
+    ] {
+        assert!(
+            serve.contains(needle),
+            "serve --help lacks {needle}:\n{serve}"
+        );
     }
 }
 
@@ -54,7 +66,12 @@ fn vad_lines(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
 #[test]
 fn vad_finds_the_two_turns_at_every_rate_and_format() {
     // μ-law WAV at 8 kHz, PCM at 16 and 48 kHz.
-    for file in ["turns.8k.wav", "turns.16k.wav", "turns.48k.wav", "turns_noisy.8k.wav"] {
+    for file in [
+        "turns.8k.wav",
+        "turns.16k.wav",
+        "turns.48k.wav",
+        "turns_noisy.8k.wav",
+    ] {
         let turns: Vec<(f64, f64)> = vad_lines(file, &[])
             .into_iter()
             .filter(|v| v["type"] == "turn")
@@ -90,7 +107,11 @@ fn vad_refuses_bad_input_with_a_clear_error() {
         (vec![junk.to_str().unwrap().to_string()], "not a WAV file"),
         (vec!["/nonexistent/x.wav".to_string()], "cannot read"),
         (
-            vec![fixture("turns.8k.wav").to_str().unwrap().to_string(), "--aggressiveness".into(), "7".into()],
+            vec![
+                fixture("turns.8k.wav").to_str().unwrap().to_string(),
+                "--aggressiveness".into(),
+                "7".into(),
+            ],
             "aggressiveness",
         ),
     ] {
@@ -111,13 +132,21 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     Some(buf)
@@ -130,7 +159,13 @@ fn serve_answers_health_once_up() {
     let db = format!("sqlite://{}", dir.path().join("parley.db").display());
     let _server = Server(
         parley()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                &db,
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -155,7 +190,13 @@ fn serve_refuses_an_address_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("parley.db").display());
     let out = parley()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db,
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
