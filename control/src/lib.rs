@@ -11,6 +11,7 @@ pub mod events;
 pub mod extract;
 pub mod ids;
 pub mod lifecycle;
+pub mod media;
 pub mod model;
 pub mod openapi;
 pub mod options;
@@ -88,7 +89,14 @@ impl App {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("parley/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let media = Arc::new(media::MediaPlane::from_env());
+        // Live calls of this node are ended here; outbound dialing goes to `dispatcher`.
+        let dispatcher: Arc<dyn CallDispatcher> = Arc::new(media::MediaDispatcher {
+            media: media.clone(),
+            outbound: dispatcher,
+        });
         let state = AppState {
+            media,
             db,
             secrets,
             auth_cache: Arc::new(auth::AuthCache::default()),

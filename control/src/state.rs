@@ -23,4 +23,6 @@ pub struct AppState {
     pub openapi: Arc<serde_json::Value>,
     /// Outbound HTTP for webhooks and tool tests.
     pub http: reqwest::Client,
+    /// DSP workers and the live calls of this node.
+    pub media: Arc<crate::media::MediaPlane>,
 }

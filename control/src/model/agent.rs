@@ -81,8 +81,11 @@ pub struct Persona {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum VoiceProvider {
-    /// The offline synthesizer bundled with Parley.
+    /// The offline synthesizer bundled with Parley (also accepted as `local`).
+    #[serde(alias = "local")]
     Embedded,
+    /// Fixed output with set delays, for tests, load tools and demos (see `script`).
+    Scripted,
     Elevenlabs,
     Openai,
     Google,
@@ -110,13 +113,38 @@ pub struct Voice {
     #[serde(default = "one")]
     #[schema(minimum = 0.5, maximum = 2.0)]
     pub speed: f64,
+    /// For `scripted`: `delayMs` before the first audio of each text, `intervalMs` of tone
+    /// per character of text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
+}
+
+/// What a `scripted` provider produces and when.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Script {
+    /// Transcripts (speech-to-text) or replies (LLM), used in turn and cycled.
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// Delay of the first output: transcript after the turn ends, first LLM token after
+    /// the request, first audio after the text. 0–60000.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 60000)]
+    pub delay_ms: u32,
+    /// LLM: delay between words. Voice: tone length per character (default 60). 0–10000.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 10000)]
+    pub interval_ms: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LlmProvider {
-    /// The offline responder bundled with Parley.
+    /// The offline responder bundled with Parley (also accepted as `local`).
+    #[serde(alias = "local")]
     Embedded,
+    /// Fixed output with set delays, for tests, load tools and demos (see `script`).
+    Scripted,
     Openai,
     /// Any OpenAI-compatible server (llama.cpp, vLLM, Ollama).
     OpenaiCompatible,
@@ -148,13 +176,19 @@ pub struct Llm {
     /// Base URL for `openai_compatible` providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// For `scripted`: the replies, first-token delay and per-word interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SttProvider {
-    /// The offline recognizer bundled with Parley.
+    /// The offline recognizer bundled with Parley (also accepted as `local`).
+    #[serde(alias = "local")]
     Embedded,
+    /// Fixed output with set delays, for tests, load tools and demos (see `script`).
+    Scripted,
     Deepgram,
     Openai,
     Assemblyai,
@@ -178,6 +212,9 @@ pub struct Transcription {
     pub punctuate: bool,
     #[serde(default)]
     pub profanity_filter: bool,
+    /// For `scripted`: the transcripts and the delay after each end of turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -396,6 +433,23 @@ impl AgentConfig {
         c.range_f64("voice.style", Some(self.voice.style), 0.0, 1.0);
         c.range_f64("voice.speed", Some(self.voice.speed), 0.5, 2.0);
 
+        for (section, script) in [
+            ("voice", &self.voice.script),
+            ("llm", &self.llm.script),
+            ("transcription", &self.transcription.script),
+        ] {
+            if let Some(sc) = script {
+                let f = |name: &str| format!("{section}.script.{name}");
+                c.range_i64(&f("delayMs"), Some(sc.delay_ms as i64), 0, 60_000);
+                c.range_i64(&f("intervalMs"), Some(sc.interval_ms as i64), 0, 10_000);
+                if sc.lines.len() > 100 {
+                    c.range_i64(&f("lines"), Some(sc.lines.len() as i64), 0, 100);
+                }
+                for (i, line) in sc.lines.iter().enumerate() {
+                    c.text(&format!("{section}.script.lines[{i}]"), line, 0, 2000);
+                }
+            }
+        }
         c.text("llm.model", &self.llm.model, 1, 100);
         c.range_f64("llm.temperature", Some(self.llm.temperature), 0.0, 2.0);
         c.range_i64("llm.maxTokens", Some(self.llm.max_tokens), 1, 16384);

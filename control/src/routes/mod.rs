@@ -5,6 +5,7 @@ pub mod agents;
 pub mod calls;
 pub mod keys;
 pub mod meta;
+pub mod sessions;
 pub mod tasks;
 pub mod usage;
 pub mod webhooks;
@@ -21,6 +22,8 @@ pub fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::ready))
         .routes(routes!(meta::openapi_json))
         .routes(routes!(calls::live_ws))
+        .routes(routes!(sessions::twilio_webhook))
+        .routes(routes!(sessions::twilio_stream))
 }
 
 /// Everything under `/v1` (authenticated).
