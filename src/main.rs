@@ -1,5 +1,6 @@
 //! `parley`: the one binary. It wires the crates together; the logic lives in them.
 
+mod dial;
 mod vad_cmd;
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ enum Command {
     },
     /// Detect speech segments and turn ends in a WAV file; prints JSON lines.
     Vad(vad_cmd::VadArgs),
+    /// Call an agent as Twilio would: stream a WAV, record the reply, print the transcript.
+    Dial(dial::DialArgs),
     /// Manage control-plane API keys.
     Keys {
         #[command(subcommand)]
@@ -61,6 +64,7 @@ fn main() -> std::process::ExitCode {
             database_url,
         } => serve(listen, database_url),
         Command::Vad(args) => vad_cmd::run(&args),
+        Command::Dial(args) => dial::run(&args),
         Command::Keys {
             command:
                 KeysCommand::Create {

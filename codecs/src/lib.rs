@@ -6,6 +6,7 @@
 //! - [`convert`]: sample-format conversion (i16 ⇄ f32, channel down-mix).
 //! - [`wav`]: WAV bytes in and out (parsing only; reading files is the caller's job).
 //! - [`frame`]: the engine's fixed internal frame (16 kHz mono i16, 20 ms).
+//! - [`error`]: [`CodecError`], shared by the Opus and resampler wrappers.
 
 pub mod convert;
 pub mod error;

@@ -49,7 +49,9 @@ impl MediaPlane {
     /// The worker pool, one DSP thread per core, started on the first call.
     pub fn pool(&self) -> Result<&WorkerPool, String> {
         self.pool
-            .get_or_init(|| WorkerPool::per_core().map_err(|e| format!("cannot start DSP workers: {e}")))
+            .get_or_init(|| {
+                WorkerPool::per_core().map_err(|e| format!("cannot start DSP workers: {e}"))
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -113,18 +115,16 @@ impl MediaPlane {
                 },
                 ..Default::default()
             },
-            max_idle: agent
-                .silence_detection
-                .enabled
-                .then(|| Duration::from_secs(agent.silence_detection.timeout_seconds.max(1) as u64)),
+            max_idle: agent.silence_detection.enabled.then(|| {
+                Duration::from_secs(agent.silence_detection.timeout_seconds.max(1) as u64)
+            }),
             max_duration: Some(Duration::from_secs(agent.max_duration_seconds.max(1) as u64)),
             ..Default::default()
         };
         let first_message = match agent.first_message_mode {
-            FirstMessageMode::AssistantSpeaksFirst => agent
-                .first_message
-                .as_deref()
-                .map(|m| fill(m, variables)),
+            FirstMessageMode::AssistantSpeaksFirst => {
+                agent.first_message.as_deref().map(|m| fill(m, variables))
+            }
             FirstMessageMode::WaitForUser => None,
         };
         Ok(AgentSpec {
@@ -188,7 +188,11 @@ impl MediaPlane {
         match v.provider {
             VoiceProvider::Scripted => {
                 let s: Script = v.script.clone().unwrap_or_default();
-                let per_char = if s.interval_ms == 0 { 60 } else { s.interval_ms };
+                let per_char = if s.interval_ms == 0 {
+                    60
+                } else {
+                    s.interval_ms
+                };
                 Ok(Arc::new(ScriptedTts::new(
                     ScriptedVoice::Tone {
                         ms_per_char: per_char,
@@ -382,7 +386,6 @@ impl CallDispatcher for MediaDispatcher {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,7 +393,10 @@ mod tests {
     #[test]
     fn fill_replaces_known_variables_only() {
         let vars = HashMap::from([("name".to_string(), "Ada".to_string())]);
-        assert_eq!(fill("Hi {{ name }}, re {{order}}.", &vars), "Hi Ada, re {{order}}.");
+        assert_eq!(
+            fill("Hi {{ name }}, re {{order}}.", &vars),
+            "Hi Ada, re {{order}}."
+        );
         assert_eq!(fill("broken {{name", &vars), "broken {{name");
     }
 }

@@ -120,6 +120,8 @@ struct Reply {
     /// The user message this reply answers (put back if the reply is dropped unheard).
     answering: Option<String>,
     playing: bool,
+    /// When its first frame went out.
+    started_at: Option<Instant>,
     out_rate: u32,
     first_token_seen: bool,
 }
@@ -255,8 +257,14 @@ impl<T: Transport> Session<'_, T> {
             }
             self.feed_audio();
         }
-        if let Some(r) = self.reply.as_mut() {
-            r.cancel();
+        // A reply cut off by the hang-up: keep what was heard (playback is real-time from
+        // its first frame; the core stops counting once the call is over).
+        if let Some(r) = self.reply.as_ref() {
+            let u = r.utterance;
+            let heard = r
+                .started_at
+                .map(|t| t.elapsed().as_millis().min(u32::MAX as u128) as u32);
+            self.finish_reply(u, Some(heard.unwrap_or(0)));
         }
         if let Some(s) = &self.stt {
             s.cancel.cancel();
@@ -343,6 +351,7 @@ impl<T: Transport> Session<'_, T> {
             Event::PlaybackStarted { utterance } => {
                 if let Some(r) = self.reply.as_mut().filter(|r| r.utterance == utterance) {
                     r.playing = true;
+                    r.started_at = Some(Instant::now());
                 }
             }
             Event::Interrupted {
@@ -509,6 +518,7 @@ impl<T: Transport> Session<'_, T> {
                     sentences: 0,
                     answering,
                     playing: false,
+                    started_at: None,
                     out_rate,
                     first_token_seen: false,
                 });

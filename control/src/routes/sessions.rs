@@ -298,7 +298,11 @@ mod tests {
             ("To".to_string(), "+18005551212".to_string()),
         ];
         assert_eq!(
-            twilio_signature("12345", "https://example.com/myapp.php?foo=1&bar=2", &params),
+            twilio_signature(
+                "12345",
+                "https://example.com/myapp.php?foo=1&bar=2",
+                &params
+            ),
             "RSOYDt4T1cUTdK1PDd93/VVr8B8="
         );
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 pub use tokio_util::sync::CancellationToken;
 
+pub mod local;
 pub mod scripted;
 
 /// What went wrong in a provider.

@@ -1,0 +1,233 @@
+//! A whole Twilio call against the real `parley serve`, played by `parley dial`: the
+//! voice webhook, the Media Stream over a real WebSocket on loopback, scripted providers,
+//! barge-in over the wire, and the stored transcript.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley");
+const GREETING: &str = "Hello and thanks for calling Acme support how can I help you today";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> (Server, String) {
+    let db = format!("sqlite://{}", dir.join("parley.db").display());
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--tenant", "acme", "--database-url", &db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db,
+        ])
+        .env("PARLEY_LOG", "warn")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (server, key);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("parley serve did not come up");
+}
+
+fn scripted_agent(base: &str, key: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let body = json!({
+            "name": "Scripted",
+            "persona": {"name": "Tess"},
+            "voice": {"provider": "scripted", "voiceId": "tone", "script": {"delayMs": 20, "intervalMs": 60}},
+            "llm": {"provider": "scripted", "model": "scripted",
+                    "script": {"lines": ["Of course. What would you like to know?"], "delayMs": 50}},
+            "transcription": {"provider": "scripted",
+                    "script": {"lines": ["I have a different question"], "delayMs": 50}},
+            "systemPromptTemplate": "You are a test agent.",
+            "firstMessage": GREETING,
+            "firstMessageMode": "assistant_speaks_first"
+        });
+        let r = reqwest::Client::new()
+            .post(format!("{base}/v1/agents"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    })
+}
+
+fn dial(base: &str, key: &str, agent: &str, audio: &str, out: &Path) -> Value {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(audio);
+    let out = Command::new(BIN)
+        .args([
+            "dial",
+            "--agent",
+            agent,
+            "--server",
+            base,
+            "--api-key",
+            key,
+            "--json",
+            "--linger-secs",
+            "4",
+        ])
+        .arg("--audio")
+        .arg(fixture)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dial failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_caller_interrupts_the_greeting_over_the_wire_and_the_transcript_keeps_what_was_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = serve(dir.path());
+    let agent = scripted_agent(&server.base, &key);
+    // Caller: 1 s of silence, then "wait stop I have a different question" (1.5 s).
+    let report = dial(
+        &server.base,
+        &key,
+        &agent,
+        "barge_in.8k.wav",
+        &dir.path().join("call.wav"),
+    );
+
+    let clears = report["clears_ms"].as_array().unwrap();
+    assert!(!clears.is_empty(), "no clear: {report}");
+    let clear = clears[0].as_f64().unwrap();
+    assert!(
+        (1000.0..=1150.0).contains(&clear),
+        "clear at {clear} ms: {report}"
+    );
+    assert!(report["agent_frames"].as_u64().unwrap() > 50, "{report}");
+    assert!(report["marks_echoed"].as_u64().unwrap() > 3, "{report}");
+
+    // The stored transcript: the greeting cut where the caller stopped hearing it, the
+    // caller's turn, the agent's answer.
+    let t = report["transcript"].as_array().unwrap();
+    let lines: Vec<(String, String)> = t
+        .iter()
+        .map(|e| {
+            (
+                e["speaker"].as_str().unwrap().into(),
+                e["text"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert_eq!(lines[0].0, "agent");
+    assert!(
+        GREETING.starts_with(&lines[0].1) && lines[0].1.len() < GREETING.len() / 2,
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1],
+        ("user".into(), "I have a different question".into())
+    );
+    assert_eq!(lines[2].0, "agent");
+    assert!(lines[2].1.starts_with("Of course"), "{lines:?}");
+
+    // The recording has both sides.
+    let wav =
+        parley_codecs::wav::parse(&std::fs::read(dir.path().join("call.wav")).unwrap()).unwrap();
+    assert_eq!((wav.sample_rate, wav.channels), (8000, 2));
+}
+
+#[test]
+fn a_backchannel_does_not_clear_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = serve(dir.path());
+    let agent = scripted_agent(&server.base, &key);
+    let report = dial(
+        &server.base,
+        &key,
+        &agent,
+        "backchannel.8k.wav",
+        &dir.path().join("call.wav"),
+    );
+    assert!(
+        report["clears_ms"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let t = report["transcript"].as_array().unwrap();
+    assert_eq!(t.len(), 1, "only the greeting: {t:?}");
+    assert_eq!(t[0]["text"], GREETING);
+}
+
+#[test]
+fn the_webhook_refuses_unknown_agents_and_bad_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _key) = serve(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let r = c
+            .post(format!(
+                "{}/v1/sessions/twilio?agentId=agt_nope",
+                server.base
+            ))
+            .form(&[("CallSid", "CA1")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "NOT_FOUND");
+        let r = c
+            .post(format!("{}/v1/sessions/twilio", server.base))
+            .form(&[("CallSid", "CA1")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    });
+}
