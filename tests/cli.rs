@@ -65,14 +65,17 @@ fn vad_lines(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
 
 #[test]
 fn vad_finds_the_two_turns_at_every_rate_and_format() {
-    // μ-law WAV at 8 kHz, PCM at 16 and 48 kHz.
-    for file in [
-        "turns.8k.wav",
-        "turns.16k.wav",
-        "turns.48k.wav",
-        "turns_noisy.8k.wav",
-    ] {
-        let turns: Vec<(f64, f64)> = vad_lines(file, &[])
+    // μ-law WAV at 8 kHz, PCM at 16 and 48 kHz; the last case runs the VAD on audio
+    // resampled to 16 kHz (the resampler's delay is corrected for).
+    let cases: [(&str, &[&str]); 5] = [
+        ("turns.8k.wav", &[]),
+        ("turns.16k.wav", &[]),
+        ("turns.48k.wav", &[]),
+        ("turns_noisy.8k.wav", &[]),
+        ("turns.8k.wav", &["--wideband"]),
+    ];
+    for (file, args) in cases {
+        let turns: Vec<(f64, f64)> = vad_lines(file, args)
             .into_iter()
             .filter(|v| v["type"] == "turn")
             .map(|v| (v["start_s"].as_f64().unwrap(), v["end_s"].as_f64().unwrap()))
