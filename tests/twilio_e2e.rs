@@ -103,7 +103,8 @@ fn scripted_agent(base: &str, key: &str) -> String {
                     "script": {"lines": ["I have a different question"], "delayMs": 50}},
             "systemPromptTemplate": "You are a test agent.",
             "firstMessage": GREETING,
-            "firstMessageMode": "assistant_speaks_first"
+            "firstMessageMode": "assistant_speaks_first",
+            "recording": {"enabled": true, "format": "wav", "stereo": true}
         }),
     )
 }

@@ -37,6 +37,8 @@ pub struct MediaPlane {
     live: Mutex<HashMap<String, CancellationToken>>,
     /// Folder of the embedded offline models (`PARLEY_MODELS`, default `./models`).
     pub models_dir: PathBuf,
+    /// Where call recordings go (`PARLEY_RECORDINGS`, default `./recordings`).
+    pub recordings_dir: PathBuf,
 }
 
 impl MediaPlane {
@@ -49,6 +51,9 @@ impl MediaPlane {
             models_dir: std::env::var_os("PARLEY_MODELS")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("models")),
+            recordings_dir: std::env::var_os("PARLEY_RECORDINGS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("recordings")),
         }
     }
 
@@ -194,6 +199,8 @@ impl MediaPlane {
                 model: agent.transcription.model.clone(),
                 ..Default::default()
             },
+            // Set per call by `run_call`, which knows the call's id.
+            recording: None,
         })
     }
 
@@ -325,7 +332,8 @@ pub async fn run_call<T: Transport>(
     state: AppState,
     tenant_id: String,
     agent_id: String,
-    spec: AgentSpec,
+    mut spec: AgentSpec,
+    record: bool,
     parties: CallParties,
     transport: T,
 ) {
@@ -355,6 +363,9 @@ pub async fn run_call<T: Transport>(
     };
     let call_id = call.id.clone();
     let _ = lifecycle::call_answered(&state, &call_id).await;
+    if record {
+        spec.recording = Some(media.recordings_dir.join(format!("{call_id}.wav")));
+    }
     let cancel = media.register(&call_id);
     tracing::info!(call = %call_id, agent = %agent_id, "call started");
 
@@ -395,6 +406,20 @@ pub async fn run_call<T: Transport>(
     .await;
     let _ = writer.await;
     media.unregister(&call_id);
+    if let Ok(session::SessionSummary {
+        recording: Some((path, _)),
+        ..
+    }) = &result
+    {
+        // Stored as an absolute path so the API can stream it whatever its working folder.
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if let Err(e) =
+            lifecycle::recording_stored(&state, &call_id, &path.to_string_lossy(), "audio/wav")
+                .await
+        {
+            tracing::warn!(call = %call_id, error = %e, "recording not stored");
+        }
+    }
     let (ok, reason) = match &result {
         Ok(summary) => (true, summary.reason.clone()),
         Err(e) => (false, format!("media error: {e}")),

@@ -15,6 +15,7 @@ pub mod features;
 pub mod handoff;
 pub mod playback;
 pub mod providers;
+pub mod recorder;
 pub mod session;
 pub mod trace;
 pub mod twilio;

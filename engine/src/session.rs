@@ -43,6 +43,8 @@ pub struct AgentSpec {
     pub llm: ChatRequest,
     pub tts: TtsRequest,
     pub stt: SttRequest,
+    /// Record the call here (stereo WAV: caller left, agent right), written as it runs.
+    pub recording: Option<std::path::PathBuf>,
 }
 
 /// What happens on a transport.
@@ -96,6 +98,8 @@ pub struct SessionSummary {
     pub reason: String,
     pub history: Vec<ChatMessage>,
     pub turns: u32,
+    /// The recording, when one was asked for and could be written: (path, duration ms).
+    pub recording: Option<(std::path::PathBuf, u64)>,
 }
 
 /// Said when a provider fails mid-turn, so the caller never hears dead air.
@@ -182,6 +186,7 @@ struct Session<'a, T: Transport> {
     turns: u32,
     hangup_after_playback: bool,
     ended: Option<String>,
+    recorder: Option<crate::recorder::Recorder>,
 }
 
 /// Runs a call on `pool` until the transport closes or the agent hangs up.
@@ -218,12 +223,34 @@ pub async fn run<T: Transport>(
         turns: 0,
         hangup_after_playback: false,
         ended: None,
+        recorder: None,
     };
+    if let Some(path) = &spec.recording {
+        match crate::recorder::Recorder::create(path, spec.call.input_rate.hz()) {
+            Ok(r) => s.recorder = Some(r),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot record the call"),
+        }
+    }
     s.run().await;
+    let rate = spec.call.input_rate.hz() as u64;
+    let recording = match s.recorder.take() {
+        Some(r) => {
+            let path = r.path().to_path_buf();
+            match r.finish() {
+                Ok(samples) => Some((path, samples * 1000 / rate)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "recording incomplete");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     Ok(SessionSummary {
         reason: s.ended.unwrap_or_default(),
         history: s.history,
         turns: s.turns,
+        recording,
     })
 }
 
@@ -286,6 +313,9 @@ impl<T: Transport> Session<'_, T> {
         match ev {
             TransportEvent::Audio(samples) => {
                 self.net.send_caller_audio(&samples);
+                if let Some(r) = self.recorder.as_mut() {
+                    r.caller(&samples);
+                }
             }
             TransportEvent::MarkAck(pos) => {
                 let _ = self.net.send(InMsg::MarkAck(pos));
@@ -300,7 +330,12 @@ impl<T: Transport> Session<'_, T> {
     async fn drain_core(&mut self) {
         while let Some(out) = self.net.recv() {
             let sent = match out {
-                Output::Audio(frame) => self.transport.send_audio(frame.samples()).await,
+                Output::Audio(frame) => {
+                    if let Some(r) = self.recorder.as_mut() {
+                        r.agent(frame.samples());
+                    }
+                    self.transport.send_audio(frame.samples()).await
+                }
                 Output::Mark(m) => self.transport.send_mark(m).await,
                 Output::Clear => self.transport.send_clear().await,
                 Output::CallerAudio(frame) => {

@@ -66,6 +66,7 @@ fn spec() -> AgentSpec {
         llm: ChatRequest::default(),
         tts: TtsRequest::default(),
         stt: SttRequest::default(),
+        recording: None,
     }
 }
 

@@ -261,6 +261,7 @@ async fn twilio_call(state: AppState, socket: WebSocket) {
         claims.t,
         claims.a,
         spec,
+        config.recording.enabled,
         CallParties {
             channel: "twilio",
             from: claims.from,
