@@ -304,3 +304,70 @@ fn the_embedded_providers_answer_with_speech() {
         serde_json::to_string_pretty(&report["transcript"]).unwrap()
     );
 }
+
+/// Malformed streams (media before start, bad JSON, bad base64, a forged token, a 10 MB
+/// frame) are answered or closed cleanly while another call goes on untouched, and the
+/// server keeps serving.
+#[test]
+fn malformed_streams_do_not_hurt_other_calls() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (server, key) = serve(dir.path());
+    let agent = scripted_agent(&server.base, &key);
+    let ws_url = server.base.replacen("http://", "ws://", 1) + "/v1/sessions/twilio/stream";
+
+    // The good call runs in parallel with the abuse.
+    let good = {
+        let (base, key, agent) = (server.base.clone(), key.clone(), agent.clone());
+        let out = dir.path().join("good.wav");
+        std::thread::spawn(move || dial(&base, &key, &agent, "barge_in.8k.wav", &out))
+    };
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Waits for the server to end the stream; true when it did within 5 s.
+        async fn closed_by_server(
+            ws: &mut tokio_tungstenite::WebSocketStream<
+                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+            >,
+        ) -> bool {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match tokio::time::timeout_at(deadline, ws.next()).await {
+                    Err(_) => return false,
+                    Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+                    Ok(Some(Ok(_))) => {}
+                }
+            }
+        }
+
+        // Garbage before and instead of `start`, then a start with a forged token.
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+        for m in [
+            r#"{"event":"media","media":{"payload":"//8="},"streamSid":"MZx"}"#.to_string(),
+            "{not json".to_string(),
+            r#"{"event":"media","media":{"payload":"!!!"}}"#.to_string(),
+            r#"{"event":"start","start":{"streamSid":"MZx","callSid":"CAx","customParameters":{"token":"forged.0000"}},"streamSid":"MZx"}"#.to_string(),
+        ] {
+            ws.send(Message::text(m)).await.unwrap();
+        }
+        assert!(closed_by_server(&mut ws).await, "forged token not refused");
+
+        // A 10 MB frame.
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+        let _ = ws.send(Message::text("x".repeat(10 * 1024 * 1024))).await;
+        assert!(closed_by_server(&mut ws).await, "10 MB frame not refused");
+
+        // The server still answers.
+        let r = reqwest::get(format!("{}/health", server.base)).await.unwrap();
+        assert_eq!(r.status(), 200);
+    });
+
+    // And the good call was not disturbed.
+    let report = good.join().unwrap();
+    assert_eq!(report["clears_ms"].as_array().unwrap().len(), 1, "{report}");
+    let t = report["transcript"].as_array().unwrap();
+    assert!(t.iter().any(|e| e["text"] == "I have a different question"), "{t:?}");
+}
