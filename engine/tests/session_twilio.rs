@@ -166,6 +166,15 @@ async fn call(
     tail_ms: u64,
     extra: Vec<String>,
 ) -> (Peer, SessionSummary, Vec<SessionEvent>) {
+    call_with(spec(), caller_fixture, tail_ms, extra).await
+}
+
+async fn call_with(
+    spec: AgentSpec,
+    caller_fixture: &str,
+    tail_ms: u64,
+    extra: Vec<String>,
+) -> (Peer, SessionSummary, Vec<SessionEvent>) {
     let pool = WorkerPool::new(1).unwrap();
     let (to_server_tx, to_server_rx) = mpsc::channel(256);
     let (from_server_tx, from_server_rx) = mpsc::channel(256);
@@ -185,7 +194,6 @@ async fn call(
     let (transport, info) = TwilioTransport::accept(socket).await.unwrap();
     assert_eq!(info.call_sid, "CAtest");
     let (obs_tx, mut obs_rx) = mpsc::channel(4096);
-    let spec = spec();
     let summary = session::run(&pool, &spec, transport, obs_tx).await.unwrap();
     let peer = peer.await.unwrap();
     let mut events = Vec::new();
@@ -291,4 +299,61 @@ async fn a_backchannel_does_not_clear_and_malformed_messages_do_not_end_the_call
     assert_eq!(summary.reason, "caller hung up");
     // The greeting kept playing through it all (3.74 s of caller audio ≈ 180 frames).
     assert!(peer.media.len() > 150, "{}", peer.media.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hangs_up_after_saying_an_end_call_phrase() {
+    let mut spec = spec();
+    spec.first_message = None;
+    spec.providers.llm = Arc::new(ScriptedLlm::new(
+        vec!["Thanks for calling. Goodbye!".into()],
+        Duration::from_millis(50),
+        Duration::ZERO,
+    ));
+    // A tone as long as the text (40 ms a character): the reply lasts about 1.1 s.
+    spec.providers.tts = Arc::new(ScriptedTts::new(
+        ScriptedVoice::Tone { ms_per_char: 40 },
+        Duration::from_millis(20),
+    ));
+    // Caller speaks 1.0–2.5 s; the turn ends at 3.2 s; the reply plays; then we hang up,
+    // long before the caller's 6 s of silence would have ended the stream.
+    let (peer, summary, events) = call_with(spec, "barge_in", 6000, vec![]).await;
+    assert_eq!(summary.reason, "agent ended the call", "{events:#?}");
+    let last = summary.history.last().unwrap();
+    assert_eq!(
+        (last.role, last.content.as_str()),
+        (Role::Assistant, "Thanks for calling. Goodbye!")
+    );
+    assert!(peer.media.last().unwrap() < &Duration::from_millis(9000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_brings_the_idle_prompt() {
+    let mut spec = spec();
+    spec.first_message = Some("Hi".into());
+    spec.call.max_idle = Some(Duration::from_millis(800));
+    spec.idle_message = Some("Are you still there?".into());
+    // The noise fixture: 6.5 s with no speech in it.
+    let (_peer, _summary, events) = call_with(spec, "noise", 0, vec![]).await;
+    let said: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Transcript {
+                role: Role::Assistant,
+                text,
+                ..
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(said.len() >= 2, "{said:?}");
+    assert_eq!(said[0], "Hi");
+    // The scripted voice plays a 4.2 s clip for any text, so the last prompt may be cut
+    // off by the end of the call: what was heard of it is a prefix.
+    assert!(
+        said[1..]
+            .iter()
+            .all(|t| !t.is_empty() && "Are you still there?".starts_with(t)),
+        "{said:?}"
+    );
 }
