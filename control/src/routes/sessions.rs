@@ -290,21 +290,21 @@ mod tests {
 
     #[test]
     fn signature_matches_twilios_documented_example() {
-        // The example from Twilio's security documentation.
-        let params = vec![
+        // The vector of Twilio's own request-validator tests.
+        let mut params = vec![
             ("CallSid".to_string(), "CA1234567890ABCDE".to_string()),
-            ("Caller".to_string(), "+12349013030".to_string()),
+            ("Caller".to_string(), "+14158675309".to_string()),
             ("Digits".to_string(), "1234".to_string()),
-            ("From".to_string(), "+12349013030".to_string()),
+            ("From".to_string(), "+14158675309".to_string()),
             ("To".to_string(), "+18005551212".to_string()),
         ];
-        assert_eq!(
-            twilio_signature(
-                "12345",
-                "https://example.com/myapp.php?foo=1&bar=2",
-                &params
-            ),
-            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
-        );
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let want = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+        assert_eq!(twilio_signature("12345", url, &params), want);
+        // Field order does not matter; a tampered value does.
+        params.reverse();
+        assert_eq!(twilio_signature("12345", url, &params), want);
+        params[0].1 = "+10000000000".into();
+        assert_ne!(twilio_signature("12345", url, &params), want);
     }
 }
