@@ -55,6 +55,11 @@ pub struct DialReport {
     pub frame_times_ms: Vec<f64>,
     pub clears_ms: Vec<f64>,
     pub marks_echoed: usize,
+    /// Pacing of the agent's audio: how far each frame of a continuous run arrived from a
+    /// 20 ms grid anchored at the run's median offset (ms): p50, p99 and max of |deviation|.
+    pub pacing_p50_ms: f64,
+    pub pacing_p99_ms: f64,
+    pub pacing_max_ms: f64,
     /// Milliseconds of agent audio the caller heard.
     pub agent_audio_ms: u64,
     /// Per caller turn: end of speech (s) and the wait until the agent's audio arrived (ms).
@@ -302,6 +307,8 @@ async fn dial(args: &DialArgs) -> anyhow::Result<DialReport> {
         }
     }
     report.agent_audio_ms = agent_track.iter().filter(|&&s| s != 0).count() as u64 / 8;
+    (report.pacing_p50_ms, report.pacing_p99_ms, report.pacing_max_ms) =
+        pacing(&report.frame_times_ms);
 
     // Per-turn latency as the caller experienced it: the engine's own endpointer finds the
     // ends of the caller's speech; the wait is until the next agent frame arrived.
@@ -382,6 +389,41 @@ async fn fetch_transcript(
     bail!("the call record did not close within 5 s")
 }
 
+/// Deviation of frame arrivals from a 20 ms grid. Frames arrive in runs (one per utterance;
+/// each starts with a burst of the transport lead, which is skipped): within a run frame k
+/// is due at offset + 20·k, the offset being the run's median.
+fn pacing(times: &[f64]) -> (f64, f64, f64) {
+    let mut devs: Vec<f64> = Vec::new();
+    let mut run: Vec<f64> = Vec::new();
+    let flush = |run: &mut Vec<f64>, devs: &mut Vec<f64>| {
+        // Skip the lead burst (frames that came less than 15 ms apart at the start).
+        let skip = run.windows(2).take_while(|w| w[1] - w[0] < 15.0).count();
+        let steady = &run[skip.min(run.len())..];
+        if steady.len() >= 5 {
+            let mut offsets: Vec<f64> = steady.iter().enumerate().map(|(k, t)| t - 20.0 * k as f64).collect();
+            let mut sorted = offsets.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            let median = sorted[sorted.len() / 2];
+            devs.extend(offsets.drain(..).map(|o| (o - median).abs()));
+        }
+        run.clear();
+    };
+    for &t in times {
+        // A gap of more than 200 ms starts a new run (a new utterance).
+        if run.last().is_some_and(|&l| t - l > 200.0) {
+            flush(&mut run, &mut devs);
+        }
+        run.push(t);
+    }
+    flush(&mut run, &mut devs);
+    if devs.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    devs.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| devs[((devs.len() - 1) as f64 * p).round() as usize];
+    (q(0.5), q(0.99), *devs.last().unwrap())
+}
+
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -396,6 +438,18 @@ fn rand_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_measures_deviation_from_the_grid() {
+        // A burst of 3, then 20 ms steps with one frame 6 ms late; then a second run.
+        let mut t = vec![0.0, 0.5, 1.0];
+        t.extend((1..=10).map(|k| 1.0 + 20.0 * k as f64));
+        t[8] += 6.0;
+        t.extend((0..6).map(|k| 1000.0 + 20.0 * k as f64));
+        let (p50, p99, max) = pacing(&t);
+        assert_eq!(p50, 0.0);
+        assert_eq!((p99, max), (6.0, 6.0));
+    }
 
     #[test]
     fn twiml_stream_and_parameters_are_read() {

@@ -21,7 +21,7 @@ fn help_lists_the_subcommands_and_each_has_help() {
     let out = parley().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for sub in ["serve", "vad"] {
+    for sub in ["serve", "vad", "dial", "keys"] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
         let out = parley().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub} --help failed");
