@@ -307,8 +307,11 @@ async fn dial(args: &DialArgs) -> anyhow::Result<DialReport> {
         }
     }
     report.agent_audio_ms = agent_track.iter().filter(|&&s| s != 0).count() as u64 / 8;
-    (report.pacing_p50_ms, report.pacing_p99_ms, report.pacing_max_ms) =
-        pacing(&report.frame_times_ms);
+    (
+        report.pacing_p50_ms,
+        report.pacing_p99_ms,
+        report.pacing_max_ms,
+    ) = pacing(&report.frame_times_ms);
 
     // Per-turn latency as the caller experienced it: the engine's own endpointer finds the
     // ends of the caller's speech; the wait is until the next agent frame arrived.
@@ -400,7 +403,11 @@ fn pacing(times: &[f64]) -> (f64, f64, f64) {
         let skip = run.windows(2).take_while(|w| w[1] - w[0] < 15.0).count();
         let steady = &run[skip.min(run.len())..];
         if steady.len() >= 5 {
-            let mut offsets: Vec<f64> = steady.iter().enumerate().map(|(k, t)| t - 20.0 * k as f64).collect();
+            let mut offsets: Vec<f64> = steady
+                .iter()
+                .enumerate()
+                .map(|(k, t)| t - 20.0 * k as f64)
+                .collect();
             let mut sorted = offsets.clone();
             sorted.sort_by(|a, b| a.total_cmp(b));
             let median = sorted[sorted.len() / 2];
