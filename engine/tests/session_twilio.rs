@@ -18,6 +18,9 @@ use parley_engine::{CallConfig, Event};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// These tests run real-time calls; one at a time keeps them from measuring each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct ChannelSocket {
     rx: mpsc::Receiver<String>,
     tx: mpsc::Sender<String>,
@@ -175,6 +178,7 @@ async fn call_with(
     tail_ms: u64,
     extra: Vec<String>,
 ) -> (Peer, SessionSummary, Vec<SessionEvent>) {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let pool = WorkerPool::new(1).unwrap();
     let (to_server_tx, to_server_rx) = mpsc::channel(256);
     let (from_server_tx, from_server_rx) = mpsc::channel(256);
