@@ -396,11 +396,13 @@ async fn fetch_transcript(
 /// each starts with a burst of the transport lead, which is skipped): within a run frame k
 /// is due at offset + 20·k, the offset being the run's median.
 fn pacing(times: &[f64]) -> (f64, f64, f64) {
+    const LEAD_FRAMES: usize = 6;
     let mut devs: Vec<f64> = Vec::new();
     let mut run: Vec<f64> = Vec::new();
     let flush = |run: &mut Vec<f64>, devs: &mut Vec<f64>| {
-        // Skip the lead burst (frames that came less than 15 ms apart at the start).
-        let skip = run.windows(2).take_while(|w| w[1] - w[0] < 15.0).count();
+        // Skip the lead burst: the transport is sent `LEAD_FRAMES` at once when an
+        // utterance starts (the engine's 100 ms lead), then one every 20 ms.
+        let skip = LEAD_FRAMES;
         let steady = &run[skip.min(run.len())..];
         if steady.len() >= 5 {
             let mut offsets: Vec<f64> = steady
@@ -448,11 +450,13 @@ mod tests {
 
     #[test]
     fn pacing_measures_deviation_from_the_grid() {
-        // A burst of 3, then 20 ms steps with one frame 6 ms late; then a second run.
-        let mut t = vec![0.0, 0.5, 1.0];
-        t.extend((1..=10).map(|k| 1.0 + 20.0 * k as f64));
-        t[8] += 6.0;
-        t.extend((0..6).map(|k| 1000.0 + 20.0 * k as f64));
+        // A burst of 6 (the lead), then 20 ms steps with one frame 6 ms late; then a
+        // second run whose burst comes spread out.
+        let mut t = vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5];
+        t.extend((1..=10).map(|k| 2.5 + 20.0 * k as f64));
+        t[10] += 6.0;
+        t.extend([1000.0, 1016.0, 1030.0, 1044.0, 1050.0, 1060.0]);
+        t.extend((1..=6).map(|k| 1060.0 + 20.0 * k as f64));
         let (p50, p99, max) = pacing(&t);
         assert_eq!(p50, 0.0);
         assert_eq!((p99, max), (6.0, 6.0));
