@@ -144,6 +144,25 @@ async fn survives_restart(db: &str) {
     .await;
     assert_eq!(st, 201);
     let later = created["secret"].as_str().unwrap().to_string();
+    let (st, tool) = call(
+        reqwest::Method::POST,
+        format!("{}/v1/agents/{id}/tools", s.base),
+        &key,
+        Some(
+            json!({"name": "lookup", "description": "Looks up", "url": "http://127.0.0.1:9/x",
+                    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{tool}");
+    let (st, _) = call(
+        reqwest::Method::POST,
+        format!("{}/v1/provider-keys", s.base),
+        &key,
+        Some(json!({"provider": "deepgram", "apiKey": "0123456789abcdef0123456789abcdef01234567"})),
+    )
+    .await;
+    assert_eq!(st, 201);
     drop(s); // SIGKILL: no graceful shutdown
 
     let s = serve(db).await;
@@ -176,6 +195,30 @@ async fn survives_restart(db: &str) {
     .await;
     assert_eq!(st, 200);
     assert_eq!(t["status"], "pending");
+    let (st, tools) = call(
+        reqwest::Method::GET,
+        format!("{}/v1/agents/{id}/tools", s.base),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(tools["data"][0]["id"], tool["id"]);
+    assert_eq!(
+        tools["data"][0]["parameters"]["properties"]["q"]["type"],
+        "string"
+    );
+    // The provider key is still decryptable with the same server secret, and still masked.
+    let (st, pk) = call(
+        reqwest::Method::GET,
+        format!("{}/v1/provider-keys", s.base),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(pk["data"][0]["keyHint"], "…4567");
+    assert_eq!(pk["data"][0]["formatValid"], true);
     // Tenancy holds across the restart, and unknown keys are refused.
     let (st, _) = call(
         reqwest::Method::GET,

@@ -15,6 +15,7 @@ pub mod media;
 pub mod model;
 pub mod openapi;
 pub mod options;
+pub mod outbound;
 pub mod pagination;
 pub mod ratelimit;
 pub mod request_id;
@@ -193,6 +194,7 @@ pub async fn serve_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     let local = listener.local_addr()?;
     let app = App::build(&config.database_url, options, Arc::new(NoTransport)).await?;
     let workers = spawn_workers(&app.state);
+    app.state.media.log_provider_status();
     tracing::info!(%local, database_url = %store::redact(&config.database_url), "parley serve listening");
     axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown_signal())

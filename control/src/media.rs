@@ -326,8 +326,19 @@ pub struct CallParties {
     pub to: Option<String>,
 }
 
+/// A copy of a call's progress for a transport that reports it to its own client (the
+/// direct agent socket).
+pub struct CallTap {
+    /// Gets the call's id once the call is recorded, just before its session starts.
+    pub started: tokio::sync::oneshot::Sender<String>,
+    /// Gets a copy of every session event (never waited on: a full channel drops).
+    pub events: tokio::sync::mpsc::Sender<SessionEvent>,
+}
+
 /// Runs one call end to end: records it, runs the session on this node's DSP workers,
-/// writes the transcript as it happens, and closes the record with the end reason.
+/// writes the transcript as it happens, and closes the record with the end reason, which
+/// it returns.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_call<T: Transport>(
     state: AppState,
     tenant_id: String,
@@ -336,13 +347,14 @@ pub async fn run_call<T: Transport>(
     record: bool,
     parties: CallParties,
     transport: T,
-) {
+    tap: Option<CallTap>,
+) -> String {
     let media = state.media.clone();
     let pool = match media.pool() {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "media: no DSP workers");
-            return;
+            return format!("media error: {e}");
         }
     };
     let new = NewCall {
@@ -358,7 +370,7 @@ pub async fn run_call<T: Transport>(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "media: cannot record the call");
-            return;
+            return "internal error: cannot record the call".into();
         }
     };
     let call_id = call.id.clone();
@@ -368,6 +380,10 @@ pub async fn run_call<T: Transport>(
     }
     let cancel = media.register(&call_id);
     tracing::info!(call = %call_id, agent = %agent_id, "call started");
+    let tap_events = tap.map(|t| {
+        let _ = t.started.send(call_id.clone());
+        t.events
+    });
 
     // Transcript lines are written in order by one task; the media path never waits on it.
     let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel::<SessionEvent>(1024);
@@ -375,6 +391,9 @@ pub async fn run_call<T: Transport>(
     let writer_call = call_id.clone();
     let writer = tokio::spawn(async move {
         while let Some(ev) = obs_rx.recv().await {
+            if let Some(tap) = &tap_events {
+                let _ = tap.try_send(ev.clone());
+            }
             match ev {
                 SessionEvent::Transcript { role, text, .. } if !text.is_empty() => {
                     let speaker = match role {
@@ -428,6 +447,7 @@ pub async fn run_call<T: Transport>(
     if let Err(e) = lifecycle::call_ended(&state, &call_id, ok, &reason).await {
         tracing::warn!(call = %call_id, error = %e, "call end not stored");
     }
+    reason
 }
 
 /// Places calls through the configured outbound dispatcher and ends live calls here.

@@ -14,7 +14,7 @@ Conventions: JSON bodies in camelCase; unknown fields are rejected; lists are cu
 every response carries `X-Request-Id`; authenticated responses carry `X-RateLimit-Limit`, \
 `X-RateLimit-Remaining` and `X-RateLimit-Reset`, and 429 when the per-key limit is exceeded. \
 Authenticate with `Authorization: Bearer plabs_…`; keys have scopes read < write < admin \
-(GET needs read, other methods write, `/v1/keys` admin)."
+(GET needs read, other methods write; `/v1/keys` and changes to `/v1/provider-keys` need admin)."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -1,5 +1,7 @@
 //! Settings beyond [`crate::ServeConfig`]'s listen address and database URL.
 
+use std::collections::BTreeMap;
+
 /// Tunables of the control plane. [`ServeOptions::from_env`] reads them from `PARLEY_*`
 /// variables; tests set them directly.
 #[derive(Debug, Clone)]
@@ -20,6 +22,16 @@ pub struct ServeOptions {
     pub webhook_max_attempts: u32,
     /// Timeout of one webhook or tool-test HTTP request, in ms (default 10000).
     pub outbound_timeout_ms: u64,
+    /// Whether `POST /v1/provider-keys/{provider}/verify` also asks the provider whether it
+    /// accepts the key (`PARLEY_PROVIDER_VERIFY_REACHABILITY`, default true; set 0 on hosts
+    /// without internet access to check formats only).
+    pub provider_verify_reachability: bool,
+    /// How long that request may take before the provider is reported unreachable, in ms
+    /// (`PARLEY_PROVIDER_VERIFY_TIMEOUT_MS`, default 3000).
+    pub provider_verify_timeout_ms: u64,
+    /// Base URLs that replace a provider's own API for verification, by provider name
+    /// (`PARLEY_PROVIDER_URL_OPENAI=http://proxy:8080`, …): proxies, gateways and test fakes.
+    pub provider_base_urls: BTreeMap<String, String>,
 }
 
 impl Default for ServeOptions {
@@ -31,6 +43,9 @@ impl Default for ServeOptions {
             webhook_retry_base_ms: 1000,
             webhook_max_attempts: 6,
             outbound_timeout_ms: 10_000,
+            provider_verify_reachability: true,
+            provider_verify_timeout_ms: 3000,
+            provider_base_urls: BTreeMap::new(),
         }
     }
 }
@@ -58,6 +73,24 @@ impl ServeOptions {
             webhook_retry_base_ms: num("PARLEY_WEBHOOK_RETRY_BASE_MS", d.webhook_retry_base_ms),
             webhook_max_attempts: num("PARLEY_WEBHOOK_MAX_ATTEMPTS", d.webhook_max_attempts),
             outbound_timeout_ms: num("PARLEY_OUTBOUND_TIMEOUT_MS", d.outbound_timeout_ms),
+            provider_verify_reachability: !matches!(
+                std::env::var("PARLEY_PROVIDER_VERIFY_REACHABILITY").as_deref(),
+                Ok("0" | "false" | "no" | "off")
+            ),
+            provider_verify_timeout_ms: num(
+                "PARLEY_PROVIDER_VERIFY_TIMEOUT_MS",
+                d.provider_verify_timeout_ms,
+            ),
+            provider_base_urls: crate::model::provider::ALL
+                .iter()
+                .filter_map(|p| {
+                    let var = format!("PARLEY_PROVIDER_URL_{}", p.as_str().to_uppercase());
+                    std::env::var(var)
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (p.as_str().to_string(), v))
+                })
+                .collect(),
         }
     }
 }

@@ -37,7 +37,12 @@ impl RateLimiter {
             // Forget stale windows so that many short-lived keys cannot grow the map forever.
             map.retain(|_, (w, _)| *w == window);
         }
-        let entry = map.entry(key.to_string()).or_insert((window, 0));
+        // Look up by &str first: allocating the key only for a new bucket keeps the hot path
+        // allocation-free.
+        let entry = match map.get_mut(key) {
+            Some(e) => e,
+            None => map.entry(key.to_string()).or_insert((window, 0)),
+        };
         if entry.0 != window {
             *entry = (window, 0);
         }

@@ -141,6 +141,48 @@ async fn no_5xx_anywhere(kind: Kind) {
         .unwrap()
         .to_string();
 
+    let tool = s
+        .post(
+            &format!("/v1/agents/{agent}/tools"),
+            json!({"name": "probe", "description": "d", "url": "http://127.0.0.1:9/none",
+                   "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}}}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let instance = s
+        .post(
+            &format!("/v1/agents/{agent}/instances"),
+            json!({"name": "web", "channel": "webrtc"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let group = s
+        .post(
+            "/v1/audience-groups",
+            json!({"name": "g", "contacts": [{"phoneNumber": "+14155550100"}]}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The harness points every provider at a dead loopback port, so verify stays local.
+    s.post(
+        "/v1/provider-keys",
+        json!({"provider": "openai", "apiKey": "sk-corpus0123456789abcdefghij"}),
+    )
+    .await
+    .expect(201);
+
     let long = "a".repeat(3000);
     let mut ids = vec![
         agent,
@@ -148,6 +190,8 @@ async fn no_5xx_anywhere(kind: Kind) {
         call,
         hook,
         key,
+        group,
+        "openai".into(),
         "x".into(),
         "0".into(),
         "%2e%2e%2fetc".into(),
@@ -163,9 +207,18 @@ async fn no_5xx_anywhere(kind: Kind) {
         .expect(200);
     let paths = r.body["paths"].as_object().unwrap().clone();
     assert!(paths.len() >= 30, "openapi lists {} paths", paths.len());
+    for p in [
+        "/v1/agents/{id}/tools/{toolId}/test",
+        "/v1/agents/{id}/instances/{instanceId}",
+        "/v1/audience-groups/{id}",
+        "/v1/provider-keys/{provider}/verify",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from /openapi.json");
+    }
     let bodies = bodies();
     let mut requests = 0usize;
     let mut failures = Vec::new();
+    let mut failing_routes = std::collections::BTreeSet::new();
     for (template, item) in &paths {
         for method in item.as_object().unwrap().keys() {
             let m = match method.as_str() {
@@ -182,7 +235,17 @@ async fn no_5xx_anywhere(kind: Kind) {
             }
             let mut concrete = Vec::new();
             for id in &ids {
-                let mut p = template.replace("{id}", id).replace("{taskId}", id);
+                // Sub-resources get their real id under the real agent, garbage elsewhere.
+                let (tool_id, instance_id) = if id == &ids[0] {
+                    (tool.as_str(), instance.as_str())
+                } else {
+                    (id.as_str(), id.as_str())
+                };
+                let mut p = template
+                    .replace("{id}", id)
+                    .replace("{taskId}", id)
+                    .replace("{toolId}", tool_id)
+                    .replace("{instanceId}", instance_id);
                 if p.contains("{version}") {
                     for v in versions {
                         concrete.push(p.replace("{version}", v));
@@ -212,6 +275,13 @@ async fn no_5xx_anywhere(kind: Kind) {
                             Err(e) if body.len() > 64 * 1024 && e.is_request() => continue,
                             Err(e) => panic!("{m} {url}: {e}"),
                         };
+                        if r.status.is_server_error()
+                            || (!r.status.is_success()
+                                && r.status != 101
+                                && !(r.body["code"].is_string() && r.body["requestId"].is_string()))
+                        {
+                            failing_routes.insert(format!("{m} {template}"));
+                        }
                         if r.status.is_server_error() {
                             failures.push(format!(
                                 "{m} {url} ct={ct:?} body={:?} -> {} {}",
@@ -237,8 +307,9 @@ async fn no_5xx_anywhere(kind: Kind) {
     eprintln!("corpus: {requests} requests over {} paths", paths.len());
     assert!(
         failures.is_empty(),
-        "{} bad responses, e.g.:\n{}",
+        "{} bad responses on {:?}, e.g.:\n{}",
         failures.len(),
+        failing_routes,
         failures
             .iter()
             .take(10)

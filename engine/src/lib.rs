@@ -10,6 +10,7 @@ pub mod bargein;
 pub mod call;
 pub mod chunker;
 pub mod config;
+pub mod direct;
 pub mod endpointer;
 pub mod features;
 pub mod handoff;

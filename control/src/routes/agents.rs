@@ -2,7 +2,8 @@
 //! provision.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -68,6 +69,9 @@ pub struct AgentListQuery {
     pub status: Option<String>,
     /// Case-insensitive substring of the name.
     pub search: Option<String>,
+    /// Comma-separated tags (≤ 20); only agents carrying every one of them are listed. Tags
+    /// compare case-insensitively.
+    pub tags: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -98,11 +102,24 @@ pub async fn list_agents(
             "must be at most 100 characters",
         ));
     }
+    let tags: Vec<String> = q
+        .tags
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
+    let mut c = Checker::default();
+    c.string_list("tags", &tags, 20, 50);
+    c.finish()?;
     let rows = agents::list(
         &state.db,
         &caller.tenant_id,
         q.status.as_deref(),
         q.search.as_deref().filter(|s| !s.is_empty()),
+        &tags,
         page.cursor()?,
         page.limit()?,
     )
@@ -117,8 +134,22 @@ pub async fn get_agent(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Agent>> {
-    Ok(Json(load(&state, &caller.tenant_id, &id).await?))
+) -> ApiResult<Response> {
+    // The hot read path: the agent's JSON is rendered once per version and served as is.
+    if !looks_like("agt", &id) {
+        return Err(ApiError::not_found("Agent"));
+    }
+    let shared = agents::get_shared(&state.db, &caller.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Agent"))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        shared.json.clone(),
+    )
+        .into_response())
 }
 
 /// Applies `change` to the current configuration and stores it as a new version, retrying if

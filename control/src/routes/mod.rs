@@ -2,11 +2,15 @@
 //! the routers here are the single list of what is served and documented.
 
 pub mod agents;
+pub mod audience_groups;
 pub mod calls;
+pub mod instances;
 pub mod keys;
 pub mod meta;
+pub mod provider_keys;
 pub mod sessions;
 pub mod tasks;
+pub mod tools;
 pub mod usage;
 pub mod webhooks;
 
@@ -24,6 +28,7 @@ pub fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(calls::live_ws))
         .routes(routes!(sessions::twilio_webhook))
         .routes(routes!(sessions::twilio_stream))
+        .routes(routes!(sessions::agent_session))
 }
 
 /// Everything under `/v1` (authenticated).
@@ -74,4 +79,32 @@ pub fn v1() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(usage::get_usage))
+        .routes(routes!(tools::create_tool, tools::list_tools))
+        .routes(routes!(
+            tools::get_tool,
+            tools::update_tool,
+            tools::delete_tool
+        ))
+        .routes(routes!(tools::test_tool))
+        .routes(routes!(
+            instances::create_instance,
+            instances::list_instances
+        ))
+        .routes(routes!(
+            instances::get_instance,
+            instances::update_instance,
+            instances::delete_instance
+        ))
+        .routes(routes!(
+            audience_groups::create_group,
+            audience_groups::list_groups
+        ))
+        .routes(routes!(
+            audience_groups::get_group,
+            audience_groups::update_group,
+            audience_groups::delete_group
+        ))
+        .routes(routes!(provider_keys::store_key, provider_keys::list_keys))
+        .routes(routes!(provider_keys::delete_key))
+        .routes(routes!(provider_keys::verify_key))
 }

@@ -1,9 +1,12 @@
 //! Twilio Media Streams: the voice webhook that answers with TwiML, and the stream socket
-//! that carries the call's audio into the engine.
+//! that carries the call's audio into the engine. And the direct agent socket
+//! (`/v1/agents/{id}/session`): PCM16 both ways and JSON events, for custom clients.
 //!
 //! Twilio cannot send our API keys, so these routes are public: the webhook is checked with
 //! `X-Twilio-Signature` when `TWILIO_AUTH_TOKEN` is set, and the stream socket accepts only a
-//! short-lived token signed by the webhook (it names tenant, agent and call).
+//! short-lived token signed by the webhook (it names tenant, agent and call). The direct
+//! socket takes an API key with write scope, as `Authorization: Bearer` or `?api_key=`
+//! (browsers cannot set headers on WebSockets), so it authenticates in its handler.
 
 use std::collections::HashMap;
 
@@ -15,15 +18,20 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use parley_codecs::SampleRate;
+use parley_engine::direct::{self, DirectTransport, Frame, FrameSocket};
 use parley_engine::twilio::{TextSocket, TwilioTransport};
+use parley_engine::PlaybackAck;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ApiResult};
-use crate::media::{self, CallParties};
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::media::{self, CallParties, CallTap};
 use crate::model::agent::AgentConfig;
 use crate::state::AppState;
-use crate::store::{agents, col};
+use crate::store::{agents, col, keys};
 use crate::timestamps::now_ms;
 
 /// How long the stream token of a webhook answer stays valid.
@@ -144,6 +152,9 @@ pub async fn twilio_webhook(
         .or_else(|| get("agentId"))
         .ok_or_else(|| ApiError::bad_request("agentId is required (query parameter)"))?;
     let call_sid = get("CallSid").ok_or_else(|| ApiError::bad_request("CallSid is required"))?;
+    if !crate::ids::looks_like("agt", &agent_id) {
+        return Err(ApiError::not_found("Agent"));
+    }
     let tenant = agent_tenant(&state, &agent_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Agent"))?;
@@ -180,10 +191,16 @@ pub async fn twilio_webhook(
 #[utoipa::path(get, path = "/v1/sessions/twilio/stream", tag = "sessions", security(()),
     responses((status = 101, description = "Switching to the Media Streams protocol"),
         (status = 400, body = crate::error::ErrorBody)))]
-pub async fn twilio_stream(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_STREAM_MESSAGE)
+pub async fn twilio_stream(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let ws =
+        ws.map_err(|_| ApiError::bad_request("this endpoint needs a WebSocket upgrade request"))?;
+    Ok(ws
+        .max_message_size(MAX_STREAM_MESSAGE)
         .max_frame_size(MAX_STREAM_MESSAGE)
-        .on_upgrade(move |socket| twilio_call(state, socket))
+        .on_upgrade(move |socket| twilio_call(state, socket)))
 }
 
 /// axum's WebSocket as the text socket the Media Streams transport reads.
@@ -268,8 +285,304 @@ async fn twilio_call(state: AppState, socket: WebSocket) {
             to: claims.to,
         },
         transport,
+        None,
     )
     .await;
+}
+
+/// Largest message accepted on the direct socket: one second of 48 kHz PCM16, with room.
+pub const MAX_DIRECT_MESSAGE: usize = 128 * 1024;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentSessionQuery {
+    /// Sample rate of the PCM16 audio both ways: 8000, 16000 (default), 24000 or 48000.
+    pub rate: Option<String>,
+    /// An API key with write scope, when the client cannot send `Authorization: Bearer`.
+    pub api_key: Option<String>,
+}
+
+/// The tenant of a key with write scope presented as a bearer header or `?api_key=`.
+async fn write_key_tenant(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> ApiResult<String> {
+    let header_key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let secret = header_key.or(query_key).ok_or_else(|| {
+        ApiError::unauthorized("pass an API key as `Authorization: Bearer plabs_…` or `?api_key=`")
+    })?;
+    if !secret.starts_with("plabs_") || secret.len() > 128 {
+        return Err(ApiError::unauthorized("malformed API key"));
+    }
+    let key = match keys::find_by_secret(&state.db, secret).await? {
+        Some(k) if !k.revoked => k,
+        _ => return Err(ApiError::unauthorized("invalid API key")),
+    };
+    let now_s = now_ms().div_euclid(1000);
+    if !state.limiter.check(&key.key_id, now_s).allowed {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "rate limit exceeded; retry after the reset time",
+        ));
+    }
+    let scope = key.scopes.iter().filter_map(|s| Scope::parse(s)).max();
+    if scope.is_none_or(|s| s < Scope::Write) {
+        return Err(ApiError::forbidden(
+            "this API key lacks the `write` scope this request needs",
+        ));
+    }
+    Ok(key.tenant_id)
+}
+
+/// Direct agent session WebSocket: talk to an agent with raw PCM16 audio.
+///
+/// Binary frames are PCM16 little-endian mono at `rate`, both ways: caller audio in (any
+/// length, sent in real time), agent audio out (20 ms frames, paced). Text frames from the
+/// server are JSON events: `session.started` (callId, sampleRate), `transcript.partial`,
+/// `transcript.final` (role, text, interrupted), `turn.ended`, `interrupted` (playedMs),
+/// `latency` (per turn: speechEndToFirstAudioMs and the stamped stages), `dtmf`, `clear`
+/// (drop queued agent audio), `error` (message), `session.ended` (reason). The client may
+/// send `{"type":"dtmf","digit":"5"}` and `{"type":"end"}`. Authenticates with an API key
+/// with write scope, as a bearer header or `?api_key=` (browsers cannot set headers on
+/// WebSockets).
+#[utoipa::path(get, path = "/v1/agents/{id}/session", tag = "sessions",
+    params(("id" = String, Path, description = "The agent"), AgentSessionQuery),
+    responses((status = 101, description = "Switching to the direct session protocol"),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub async fn agent_session(
+    State(state): State<AppState>,
+    ApiPath(agent_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AgentSessionQuery>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let tenant = write_key_tenant(&state, &headers, q.api_key.as_deref()).await?;
+    let rate = match q.rate.as_deref() {
+        None => SampleRate::Hz16000,
+        Some(r) => r
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .and_then(SampleRate::from_hz)
+            .ok_or_else(|| {
+                ApiError::validation("rate", "must be one of 8000, 16000, 24000, 48000")
+            })?,
+    };
+    if !crate::ids::looks_like("agt", &agent_id) {
+        return Err(ApiError::not_found("Agent"));
+    }
+    let agent = agents::get(&state.db, &tenant, &agent_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Agent"))?;
+    if agent.status == "inactive" {
+        return Err(ApiError::conflict("the agent is inactive"));
+    }
+    let ws =
+        ws.map_err(|_| ApiError::bad_request("this endpoint needs a WebSocket upgrade request"))?;
+    let config = published_config(&state, &tenant, &agent).await;
+    let mut spec = state
+        .media
+        .agent_spec(&config, &HashMap::new(), rate)
+        .map_err(|e| ApiError::conflict(format!("the agent cannot run: {e}")))?;
+    // The client plays audio as it arrives: what was sent is what was heard.
+    spec.call.playback.ack = PlaybackAck::Sent;
+    let record = config.recording.enabled;
+    Ok(ws
+        .max_message_size(MAX_DIRECT_MESSAGE)
+        .max_frame_size(MAX_DIRECT_MESSAGE)
+        .on_upgrade(move |socket| direct_call(state, tenant, agent_id, spec, record, rate, socket)))
+}
+
+/// What the socket task sends.
+enum Outgoing {
+    Frame(Frame),
+    Close,
+}
+
+/// The direct transport's side of the socket task: frames in and out over channels.
+struct PumpSocket {
+    rx: mpsc::Receiver<Result<Frame, String>>,
+    tx: mpsc::Sender<Outgoing>,
+    /// Fires once `session.started` is queued: nothing of the call goes out before it.
+    started: Option<oneshot::Receiver<()>>,
+}
+
+impl PumpSocket {
+    /// Cancel-safe: the receiver stays until it fires (or its sender is gone).
+    async fn wait_started(&mut self) {
+        if let Some(rx) = self.started.as_mut() {
+            let _ = rx.await;
+            self.started = None;
+        }
+    }
+}
+
+impl FrameSocket for PumpSocket {
+    async fn recv(&mut self) -> Option<Result<Frame, String>> {
+        self.wait_started().await;
+        self.rx.recv().await
+    }
+
+    async fn send(&mut self, frame: Frame) -> Result<(), String> {
+        self.wait_started().await;
+        self.tx
+            .send(Outgoing::Frame(frame))
+            .await
+            .map_err(|_| "websocket closed".to_string())
+    }
+
+    /// The route closes the socket itself, after `session.ended`.
+    async fn close(&mut self) {}
+}
+
+/// Owns the WebSocket: sends what `out` carries (audio, events) and hands what the client
+/// sends to `inbound`. Sending never waits on the session reading, and reading waits
+/// (backpressure on the client) while the session has not taken the last frame.
+async fn pump_socket(
+    mut socket: WebSocket,
+    inbound: mpsc::Sender<Result<Frame, String>>,
+    mut out: mpsc::Receiver<Outgoing>,
+) {
+    let mut inbound = Some(inbound);
+    let mut pending: Option<Result<Frame, String>> = None;
+    loop {
+        // Reading stops when the client closed or the session is over.
+        let mut stop_reading = false;
+        tokio::select! {
+            biased;
+            o = out.recv() => match o {
+                Some(Outgoing::Frame(f)) => {
+                    let msg = match f {
+                        Frame::Binary(b) => Message::Binary(b.into()),
+                        Frame::Text(t) => Message::Text(t.into()),
+                    };
+                    if socket.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Outgoing::Close) | None => {
+                    close_gracefully(socket).await;
+                    return;
+                }
+            },
+            permit = reserve(inbound.as_ref()), if pending.is_some() => match permit {
+                Some(p) => p.send(pending.take().unwrap()),
+                // The session is over; the route still sends its last events.
+                None => stop_reading = true,
+            },
+            m = socket.recv(), if inbound.is_some() && pending.is_none() => match m {
+                Some(Ok(Message::Binary(b))) => pending = Some(Ok(Frame::Binary(b.to_vec()))),
+                Some(Ok(Message::Text(t))) => pending = Some(Ok(Frame::Text(t.to_string()))),
+                // The session sees the closed channel and ends; its last events still go out
+                // (and fail quietly if the client is gone).
+                Some(Ok(Message::Close(_))) | None => stop_reading = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => pending = Some(Err(e.to_string())),
+            },
+        }
+        if stop_reading {
+            pending = None;
+            inbound = None;
+        }
+    }
+}
+
+/// Sends a close frame and waits (briefly) for the client's, reading past what it still
+/// sends, so the connection ends with a closing handshake rather than a reset.
+async fn close_gracefully(mut socket: WebSocket) {
+    if socket.send(Message::Close(None)).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn reserve<T>(tx: Option<&mpsc::Sender<T>>) -> Option<mpsc::Permit<'_, T>> {
+    tx?.reserve().await.ok()
+}
+
+async fn direct_call(
+    state: AppState,
+    tenant: String,
+    agent_id: String,
+    spec: parley_engine::session::AgentSpec,
+    record: bool,
+    rate: SampleRate,
+    socket: WebSocket,
+) {
+    let (in_tx, in_rx) = mpsc::channel(64);
+    let (out_tx, out_rx) = mpsc::channel(256);
+    let pump = tokio::spawn(pump_socket(socket, in_tx, out_rx));
+
+    // Session events reach the client through the same socket, in order.
+    let (started_tx, started_rx) = oneshot::channel::<String>();
+    let (gate_tx, gate_rx) = oneshot::channel::<()>();
+    let (ev_tx, mut ev_rx) = mpsc::channel(1024);
+    let events_out = out_tx.clone();
+    let forwarder = tokio::spawn(async move {
+        let Ok(call_id) = started_rx.await else {
+            return;
+        };
+        let started = direct::started_message(&call_id, rate.hz());
+        let _ = events_out.send(Outgoing::Frame(Frame::Text(started))).await;
+        let _ = gate_tx.send(());
+        while let Some(ev) = ev_rx.recv().await {
+            if let Some(text) = direct::event_message(&ev) {
+                if events_out
+                    .send(Outgoing::Frame(Frame::Text(text)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+
+    let transport = DirectTransport::new(PumpSocket {
+        rx: in_rx,
+        tx: out_tx.clone(),
+        started: Some(gate_rx),
+    });
+    let reason = media::run_call(
+        state,
+        tenant,
+        agent_id,
+        spec,
+        record,
+        CallParties {
+            channel: "websocket",
+            from: None,
+            to: None,
+        },
+        transport,
+        Some(CallTap {
+            started: started_tx,
+            events: ev_tx,
+        }),
+    )
+    .await;
+    // Every event of the call is out before the end is announced.
+    let _ = forwarder.await;
+    let _ = out_tx
+        .send(Outgoing::Frame(Frame::Text(direct::ended_message(&reason))))
+        .await;
+    let _ = out_tx.send(Outgoing::Close).await;
+    let _ = pump.await;
 }
 
 /// The published configuration when the agent has one, else the current one.

@@ -1,5 +1,7 @@
 //! Agents and their version history.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -106,11 +108,20 @@ pub async fn insert(
     .execute(&mut *tx)
     .await?;
     insert_version(&mut tx, &id, tenant_id, 1, &json, now, created_by, summary).await?;
+    write_tags(&mut tx, tenant_id, &id, &config.tags, false).await?;
     tx.commit().await?;
     drop(_w);
-    get(db, tenant_id, &id)
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)
+    // Everything stored is known here; reading it back would cost a round trip per create.
+    Ok(Agent {
+        id,
+        prompt_variables: config.variables(),
+        config: config.clone(),
+        status: status.to_string(),
+        version: 1,
+        published_version: None,
+        created_at: to_rfc3339(now),
+        updated_at: to_rfc3339(now),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -140,26 +151,186 @@ async fn insert_version(
     Ok(())
 }
 
-pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<Agent>, sqlx::Error> {
-    sqlx::query(&format!("{COLUMNS} WHERE tenant_id = $1 AND id = $2"))
+/// The form tags are indexed (and filtered) in: trimmed and lowercased, without repeats.
+pub fn normalize_tags(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.trim().to_lowercase();
+        if !t.is_empty() && !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Replaces the agent's rows in `agent_tags` (the index behind the `tags` filter).
+async fn write_tags(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: &str,
+    agent_id: &str,
+    tags: &[String],
+    replace: bool,
+) -> Result<(), sqlx::Error> {
+    if replace {
+        sqlx::query("DELETE FROM agent_tags WHERE tenant_id = $1 AND agent_id = $2")
+            .bind(tenant_id)
+            .bind(agent_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for tag in normalize_tags(tags) {
+        sqlx::query("INSERT INTO agent_tags (tenant_id, agent_id, tag) VALUES ($1, $2, $3)")
+            .bind(tenant_id)
+            .bind(agent_id)
+            .bind(tag)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Fills `agent_tags` for agents stored before it existed. Runs at startup; it has work to do
+/// only while the index is empty and some agent has tags.
+pub async fn backfill_tags(db: &Db) -> Result<(), sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM agent_tags")
+        .fetch_one(&db.pool)
+        .await?;
+    let n: i64 = col(&row, "n")?;
+    if n > 0 {
+        return Ok(());
+    }
+    let rows =
+        sqlx::query("SELECT id, tenant_id, config FROM agents WHERE config LIKE '%\"tags\":[\"%'")
+            .fetch_all(&db.pool)
+            .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let _w = db.write().await;
+    let mut tx = db.pool.begin().await?;
+    for r in &rows {
+        let config: AgentConfig = json_col(r, "config")?;
+        let id: String = col(r, "id")?;
+        let tenant_id: String = col(r, "tenant_id")?;
+        write_tags(&mut tx, &tenant_id, &id, &config.tags, true).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(agents = rows.len(), "indexed the tags of existing agents");
+    Ok(())
+}
+
+/// An agent as read from the database, with its API JSON rendered once.
+pub struct SharedAgent {
+    pub tenant_id: String,
+    pub agent: Agent,
+    /// `agent` serialized, the body of `GET /v1/agents/{id}`.
+    pub json: axum::body::Bytes,
+}
+
+/// The agents recently read, by id. Every write of an agent bumps `generation` and drops the
+/// entry; a read stores what it fetched only if no write happened since it started, so a slow
+/// read can never put back a version older than the latest write.
+#[derive(Default)]
+pub struct AgentCache {
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    generation: u64,
+    map: std::collections::HashMap<String, Arc<SharedAgent>>,
+}
+
+const CACHE_MAX: usize = 10_000;
+
+impl AgentCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets an agent after a write (call after the write committed).
+    pub fn invalidate(&self, id: &str) {
+        let mut c = self.lock();
+        c.generation += 1;
+        c.map.remove(id);
+    }
+}
+
+fn invalidate(db: &Db, id: &str) {
+    if let Some(c) = &db.agent_cache {
+        c.invalidate(id);
+    }
+}
+
+/// Reads an agent of the tenant, from the cache when it can.
+pub async fn get_shared(
+    db: &Db,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<Arc<SharedAgent>>, sqlx::Error> {
+    let generation = match &db.agent_cache {
+        Some(cache) => {
+            let c = cache.lock();
+            if let Some(hit) = c.map.get(id) {
+                // Ids are global: another tenant's agent is simply not found.
+                return Ok((hit.tenant_id == tenant_id).then(|| hit.clone()));
+            }
+            Some(c.generation)
+        }
+        None => None,
+    };
+    let Some(agent) = sqlx::query(&format!("{COLUMNS} WHERE tenant_id = $1 AND id = $2"))
         .bind(tenant_id)
         .bind(id)
         .fetch_optional(&db.pool)
         .await?
         .map(|r| from_row(&r))
-        .transpose()
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let json = serde_json::to_vec(&agent).expect("agent serializes");
+    let shared = Arc::new(SharedAgent {
+        tenant_id: tenant_id.to_string(),
+        agent,
+        json: json.into(),
+    });
+    if let (Some(cache), Some(generation)) = (&db.agent_cache, generation) {
+        let mut c = cache.lock();
+        if c.generation == generation {
+            if c.map.len() >= CACHE_MAX {
+                c.map.clear();
+            }
+            c.map.insert(id.to_string(), shared.clone());
+        }
+    }
+    Ok(Some(shared))
 }
 
-/// Lists agents, optionally by status and by a case-insensitive name substring.
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<Agent>, sqlx::Error> {
+    Ok(get_shared(db, tenant_id, id)
+        .await?
+        .map(|s| s.agent.clone()))
+}
+
+/// Lists agents, optionally by status, by a case-insensitive name substring, and by tags (an
+/// agent must carry every tag given; tags compare case-insensitively).
 pub async fn list(
     db: &Db,
     tenant_id: &str,
     status: Option<&str>,
     search: Option<&str>,
+    tags: &[String],
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<PageRows<Agent>, sqlx::Error> {
     let mut q = ListQuery::new(COLUMNS, tenant_id).cond_opt_text("status", status);
+    for tag in normalize_tags(tags) {
+        q = q.cond_expr(
+            "id IN (SELECT agent_id FROM agent_tags WHERE tenant_id = $1 AND tag = {})",
+            Arg::Text(tag),
+        );
+    }
     if let Some(s) = search {
         let escaped = s
             .replace('\\', "\\\\")
@@ -229,7 +400,9 @@ pub async fn update(
         summary,
     )
     .await?;
+    write_tags(&mut tx, tenant_id, id, &config.tags, true).await?;
     tx.commit().await?;
+    invalidate(db, id);
     drop(_w);
     Ok(match get(db, tenant_id, id).await? {
         Some(a) => Update::Done(Box::new(a)),
@@ -254,6 +427,7 @@ pub async fn set_status(
     .bind(id)
     .execute(&db.pool)
     .await?;
+    invalidate(db, id);
     drop(_w);
     if r.rows_affected() != 1 {
         return Ok(None);
@@ -298,6 +472,7 @@ pub async fn publish(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    invalidate(db, id);
     drop(_w);
     get(db, tenant_id, id).await
 }
@@ -306,7 +481,12 @@ pub async fn publish(
 pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
     let _w = db.write().await;
     let mut tx = db.pool.begin().await?;
-    for table in ["agent_versions", "agent_tools", "agent_instances"] {
+    for table in [
+        "agent_versions",
+        "agent_tools",
+        "agent_instances",
+        "agent_tags",
+    ] {
         sqlx::query(&format!(
             "DELETE FROM {table} WHERE tenant_id = $1 AND agent_id = $2"
         ))
@@ -321,6 +501,7 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool, sqlx::Er
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    invalidate(db, id);
     Ok(r.rows_affected() == 1)
 }
 

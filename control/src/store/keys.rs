@@ -121,9 +121,14 @@ pub async fn list(
 }
 
 pub async fn find_by_secret(db: &Db, secret: &str) -> Result<Option<KeyAuth>, sqlx::Error> {
+    find_by_hash(db, &hash_secret(secret)).await
+}
+
+/// Looks a key up by the hex SHA-256 of its secret.
+pub async fn find_by_hash(db: &Db, hash: &str) -> Result<Option<KeyAuth>, sqlx::Error> {
     let row =
         sqlx::query("SELECT id, tenant_id, scopes, revoked_at FROM api_keys WHERE key_hash = $1")
-            .bind(hash_secret(secret))
+            .bind(hash)
             .fetch_optional(&db.pool)
             .await?;
     row.map(|r| {

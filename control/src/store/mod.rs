@@ -4,9 +4,13 @@
 //! same statements and the same migrations.
 
 pub mod agents;
+pub mod audience_groups;
 pub mod calls;
+pub mod instances;
 pub mod keys;
+pub mod provider_keys;
 pub mod tasks;
+pub mod tools;
 
 pub mod tenants;
 pub mod usage;
@@ -37,10 +41,20 @@ pub struct Db {
     /// read transaction tries to upgrade; serializing writers in-process avoids that entirely.
     /// Postgres has row locks and needs none.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Read-through cache of agents, on SQLite only: the file has one writer process (this
+    /// one), so invalidating on every agent write keeps it exact. Postgres may be shared by
+    /// several nodes and always reads the database.
+    pub(crate) agent_cache: Option<Arc<agents::AgentCache>>,
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "agent tags",
+        include_str!("../../migrations/0002_agent_tags.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     let migrations: Vec<Migration> = MIGRATIONS
@@ -91,6 +105,11 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            // No liveness ping before every checkout: on SQLite each ping is a round trip to
+            // the connection's worker thread (two context switches), on Postgres a network round
+            // trip, and it doubled the cost of the hot read path. A dead connection surfaces as
+            // the query's own error and is dropped by the pool.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -114,11 +133,16 @@ impl Db {
             .run(&pool)
             .await
             .context("applying database migrations")?;
-        Ok(Db {
+        let db = Db {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-        })
+            agent_cache: (backend == Backend::Sqlite).then(Default::default),
+        };
+        agents::backfill_tags(&db)
+            .await
+            .context("indexing agent tags")?;
+        Ok(db)
     }
 
     /// Held across each write (or write transaction) on SQLite; a no-op on Postgres.
@@ -151,6 +175,12 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Whether a statement failed on a UNIQUE (or primary key) constraint.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 /// Reads a column, turning a decode failure into a `sqlx::Error` like any other.

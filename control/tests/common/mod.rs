@@ -139,6 +139,15 @@ pub async fn start_with(
     dispatcher: Arc<dyn CallDispatcher>,
 ) -> Option<TestServer> {
     let (url, guard) = fresh_database(kind).await?;
+    // No test may probe a real provider: every provider a test did not point at a local fake
+    // goes to the discard port on loopback, where nothing listens.
+    let mut options = options;
+    for p in parley_control::model::provider::ALL {
+        options
+            .provider_base_urls
+            .entry(p.as_str().to_string())
+            .or_insert_with(|| "http://127.0.0.1:9".to_string());
+    }
     let app = App::build(&url, options, dispatcher)
         .await
         .expect("build app");
