@@ -61,7 +61,7 @@ impl RingSizes {
         Self {
             caller_samples: in_hz as usize / 2,
             agent_samples: out_hz as usize * 4,
-            inbox: 64,
+            inbox: 256,
             outbox: 32,
         }
     }

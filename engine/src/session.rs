@@ -187,6 +187,9 @@ struct Session<'a, T: Transport> {
     hangup_after_playback: bool,
     ended: Option<String>,
     recorder: Option<crate::recorder::Recorder>,
+    /// Control messages for the core that did not fit in its inbox yet, in order. Nothing
+    /// may be dropped: a lost end-of-audio would leave the call "speaking" for good.
+    outq: VecDeque<InMsg>,
 }
 
 /// Runs a call on `pool` until the transport closes or the agent hangs up.
@@ -224,6 +227,7 @@ pub async fn run<T: Transport>(
         hangup_after_playback: false,
         ended: None,
         recorder: None,
+        outq: VecDeque::new(),
     };
     if let Some(path) = &spec.recording {
         match crate::recorder::Recorder::create(path, spec.call.input_rate.hz()) {
@@ -265,7 +269,9 @@ impl<T: Transport> Session<'_, T> {
             self.speak(&first);
         }
         while self.ended.is_none() {
-            let retry = self.reply.as_ref().is_some_and(|r| !r.audio.is_empty());
+            self.flush_msgs();
+            let retry =
+                !self.outq.is_empty() || self.reply.as_ref().is_some_and(|r| !r.audio.is_empty());
             let (llm_rx, tts_rx) = match self.reply.as_mut() {
                 Some(r) => (
                     r.llm.as_mut().map(|l| &mut l.events),
@@ -296,7 +302,16 @@ impl<T: Transport> Session<'_, T> {
         if let Some(s) = &self.stt {
             s.cancel.cancel();
         }
-        let _ = self.net.send(InMsg::Hangup);
+        // The core must hear the hang-up, or its DSP worker would keep the call: wait for
+        // room in its inbox (it drains every few milliseconds).
+        self.outq.push_back(InMsg::Hangup);
+        for _ in 0..500 {
+            self.flush_msgs();
+            if self.outq.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         self.transport.close().await;
     }
 
@@ -305,8 +320,25 @@ impl<T: Transport> Session<'_, T> {
         let _ = self.observer.try_send(ev);
     }
 
+    /// Sends a control message to the core, keeping order with what is already waiting.
+    fn send_msg(&mut self, msg: InMsg) {
+        if !self.outq.is_empty() || self.net.send(msg).is_err() {
+            self.outq.push_back(msg);
+        }
+    }
+
+    /// Moves waiting control messages into the core's inbox as room allows.
+    fn flush_msgs(&mut self) {
+        while let Some(&m) = self.outq.front() {
+            if self.net.send(m).is_err() {
+                break;
+            }
+            self.outq.pop_front();
+        }
+    }
+
     fn stamp(&mut self, stage: Stage) {
-        let _ = self.net.send(InMsg::Stamp(stage));
+        self.send_msg(InMsg::Stamp(stage));
     }
 
     async fn on_transport(&mut self, ev: TransportEvent) {
@@ -318,10 +350,10 @@ impl<T: Transport> Session<'_, T> {
                 }
             }
             TransportEvent::MarkAck(pos) => {
-                let _ = self.net.send(InMsg::MarkAck(pos));
+                self.send_msg(InMsg::MarkAck(pos));
             }
             TransportEvent::Dtmf(d) => {
-                let _ = self.net.send(InMsg::Dtmf(d));
+                self.send_msg(InMsg::Dtmf(d));
             }
             TransportEvent::Closed(reason) => self.ended = Some(reason),
         }
@@ -373,7 +405,7 @@ impl<T: Transport> Session<'_, T> {
             Event::SpeechStarted { .. } if self.reply.as_ref().is_some_and(|r| !r.playing) => {
                 let mut r = self.reply.take().unwrap();
                 r.cancel();
-                let _ = self.net.send(InMsg::CancelAgentAudio {
+                self.send_msg(InMsg::CancelAgentAudio {
                     utterance: r.utterance,
                 });
                 if let Some(user) = r.answering.take() {
@@ -480,7 +512,7 @@ impl<T: Transport> Session<'_, T> {
     fn start_reply(&mut self, user: String) {
         if let Some(mut old) = self.reply.take() {
             old.cancel();
-            let _ = self.net.send(InMsg::CancelAgentAudio {
+            self.send_msg(InMsg::CancelAgentAudio {
                 utterance: old.utterance,
             });
         }
@@ -659,6 +691,12 @@ impl<T: Transport> Session<'_, T> {
 
     /// Moves TTS audio into the core as room allows; ends the utterance when all is in.
     fn feed_audio(&mut self) {
+        // Audio goes after the control messages queued before it (e.g. the previous
+        // utterance's end), never around them.
+        self.flush_msgs();
+        if !self.outq.is_empty() {
+            return;
+        }
         let Some(r) = self.reply.as_mut() else { return };
         while let Some(front) = r.audio.front() {
             if self.net.agent_audio_room() < front.len() {
@@ -678,9 +716,8 @@ impl<T: Transport> Session<'_, T> {
                 }
                 return;
             }
-            let _ = self.net.send(InMsg::AgentAudioEnd {
-                utterance: r.utterance,
-            });
+            let u = r.utterance;
+            self.send_msg(InMsg::AgentAudioEnd { utterance: u });
         }
     }
 }
