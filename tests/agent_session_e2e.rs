@@ -3,7 +3,6 @@
 //! input, and the refusals (bad rate, no key, read-only key, someone else's agent).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -11,104 +10,12 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
-const GREETING: &str = "Hello and thanks for calling Acme support how can I help you today";
+mod common;
 
-struct Server {
-    child: Child,
-    base: String,
-    ws: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn create_key(db: &str, tenant: &str, scopes: &str) -> String {
-    let out = Command::new(BIN)
-        .args([
-            "keys",
-            "create",
-            "--tenant",
-            tenant,
-            "--database-url",
-            db,
-            "--scopes",
-            scopes,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Starts `parley serve` on a free port; returns it with an admin key of tenant "acme".
-fn serve(dir: &Path) -> (Server, String) {
-    let db = format!("sqlite://{}", dir.join("parley.db").display());
-    let key = create_key(&db, "acme", "admin");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &db,
-        ])
-        .env("PARLEY_LOG", "warn")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        ws: format!("ws://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (server, key);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("parley serve did not come up");
-}
+use common::{create_key, serve, GREETING};
 
 async fn scripted_agent(base: &str, key: &str) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/agents"))
-        .bearer_auth(key)
-        .json(&json!({
-            "name": "Scripted",
-            "persona": {"name": "Tess"},
-            "voice": {"provider": "scripted", "voiceId": "tone", "script": {"delayMs": 20, "intervalMs": 60}},
-            "llm": {"provider": "scripted", "model": "scripted",
-                    "script": {"lines": ["Of course. What would you like to know?"], "delayMs": 50}},
-            "transcription": {"provider": "scripted",
-                    "script": {"lines": ["I have a different question"], "delayMs": 50}},
-            "systemPromptTemplate": "You are a test agent.",
-            "firstMessage": GREETING,
-            "firstMessageMode": "assistant_speaks_first"
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(status, 201, "{v}");
-    v["id"].as_str().unwrap().to_string()
+    common::create_agent(base, key, common::scripted_agent_body()).await
 }
 
 /// The caller: 1 s of silence, "wait stop I have a different question", 1 s of silence.

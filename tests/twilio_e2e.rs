@@ -3,12 +3,13 @@
 //! barge-in over the wire, and the stored transcript.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
+mod common;
+
+use common::{serve, BIN, GREETING};
 
 /// These tests time real calls; running them one at a time keeps them from competing for
 /// the two cores and measuring each other.
@@ -17,104 +18,15 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
-const GREETING: &str = "Hello and thanks for calling Acme support how can I help you today";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> (Server, String) {
-    let db = format!("sqlite://{}", dir.join("parley.db").display());
-    let out = Command::new(BIN)
-        .args(["keys", "create", "--tenant", "acme", "--database-url", &db])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &db,
-        ])
-        .env("PARLEY_LOG", "warn")
-        // The embedded models that scripts/models.sh installed into the repo.
-        .env(
-            "PARLEY_MODELS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
-        )
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (server, key);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("parley serve did not come up");
-}
 
 fn create_agent(base: &str, key: &str, body: Value) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .post(format!("{base}/v1/agents"))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(status, 201, "{v}");
-        v["id"].as_str().unwrap().to_string()
-    })
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::create_agent(base, key, body))
 }
 
 fn scripted_agent(base: &str, key: &str) -> String {
-    create_agent(
-        base,
-        key,
-        json!({
-            "name": "Scripted",
-            "persona": {"name": "Tess"},
-            "voice": {"provider": "scripted", "voiceId": "tone", "script": {"delayMs": 20, "intervalMs": 60}},
-            "llm": {"provider": "scripted", "model": "scripted",
-                    "script": {"lines": ["Of course. What would you like to know?"], "delayMs": 50}},
-            "transcription": {"provider": "scripted",
-                    "script": {"lines": ["I have a different question"], "delayMs": 50}},
-            "systemPromptTemplate": "You are a test agent.",
-            "firstMessage": GREETING,
-            "firstMessageMode": "assistant_speaks_first",
-            "recording": {"enabled": true, "format": "wav", "stereo": true}
-        }),
-    )
+    create_agent(base, key, common::scripted_agent_body())
 }
 
 fn dial(base: &str, key: &str, agent: &str, audio: &str, out: &Path) -> Value {
