@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{col, json_col, Arg, Db, ListQuery, PageRows};
+use super::{col, json_col, Db, PageRows};
 use crate::ids::new_id;
 use crate::model::instance::InstanceSpec;
 use crate::timestamps::{now_ms, to_rfc3339};
@@ -69,16 +69,7 @@ pub async fn get(
     agent_id: &str,
     id: &str,
 ) -> Result<Option<Instance>, sqlx::Error> {
-    sqlx::query(&format!(
-        "{COLUMNS} WHERE tenant_id = $1 AND agent_id = $2 AND id = $3"
-    ))
-    .bind(tenant_id)
-    .bind(agent_id)
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?
-    .map(|r| from_row(&r))
-    .transpose()
+    super::get_agent_child(db, COLUMNS, tenant_id, agent_id, id, from_row).await
 }
 
 pub async fn list(
@@ -88,13 +79,7 @@ pub async fn list(
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<PageRows<Instance>, sqlx::Error> {
-    let rows = ListQuery::new(COLUMNS, tenant_id)
-        .cond("agent_id", "=", Arg::Text(agent_id.to_string()))
-        .cursor(cursor)
-        .fetch(db, limit)
-        .await?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(PageRows::from_overfetch(items, limit))
+    super::list_agent_children(db, COLUMNS, tenant_id, agent_id, cursor, limit, from_row).await
 }
 
 /// Replaces an instance's settings; `None` if there is no such instance.

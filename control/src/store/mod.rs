@@ -291,3 +291,44 @@ impl ListQuery {
         q.fetch_all(&db.pool).await
     }
 }
+
+/// One row of a table whose rows belong to an agent (tools, instances), by id, within the
+/// tenant: the lookup those tables share.
+pub async fn get_agent_child<T>(
+    db: &Db,
+    columns: &str,
+    tenant_id: &str,
+    agent_id: &str,
+    id: &str,
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<T>, sqlx::Error> {
+    sqlx::query(&format!(
+        "{columns} WHERE tenant_id = $1 AND agent_id = $2 AND id = $3"
+    ))
+    .bind(tenant_id)
+    .bind(agent_id)
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
+}
+
+/// A page of the rows of an agent-owned table (tools, instances), within the tenant.
+pub async fn list_agent_children<T>(
+    db: &Db,
+    columns: &str,
+    tenant_id: &str,
+    agent_id: &str,
+    cursor: Option<&str>,
+    limit: usize,
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<PageRows<T>, sqlx::Error> {
+    let rows = ListQuery::new(columns, tenant_id)
+        .cond("agent_id", "=", Arg::Text(agent_id.to_string()))
+        .cursor(cursor)
+        .fetch(db, limit)
+        .await?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(PageRows::from_overfetch(items, limit))
+}
