@@ -142,6 +142,8 @@ pub enum Event {
     MaxDurationReached,
     /// A turn is complete (reply played or interrupted, or superseded).
     TurnTrace(TurnTrace),
+    /// The call is over (after [`Input::Hangup`]); its final counters. Always the last event.
+    CallEnded(CallStats),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +220,7 @@ pub struct Call {
 }
 
 /// Counters a call keeps about itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CallStats {
     pub vad_frames: u64,
     pub speech_frames: u64,
@@ -226,6 +228,11 @@ pub struct CallStats {
     pub underruns: u64,
     pub barge_ins: u64,
     pub suppressed_barge_ins: u64,
+    /// Agent frames that left more than 20 ms after their scheduled send time.
+    pub late_frames: u64,
+    /// Replies that began while the caller was speaking (not yet long enough to hold the
+    /// floor): the agent talked over the caller.
+    pub talk_overs: u64,
 }
 
 impl Call {
@@ -404,7 +411,9 @@ impl Call {
                     }
                 }
                 self.flush_trace();
+                self.stats.late_frames = self.playback.late_frames();
                 self.set_state(TurnState::Ended);
+                self.emit(Event::CallEnded(self.stats));
                 return Ok(());
             }
         };
@@ -482,15 +491,21 @@ impl Call {
                             let utterance = frame.utterance;
                             let at = now - self.start;
                             let turn = self.turns;
-                            self.trace
-                                .get_or_insert_with(|| TurnTrace::new(turn))
-                                .first_audio_sent
-                                .get_or_insert(at);
+                            // Starting while the caller is mid-word (too short yet to hold
+                            // the floor) talks over them.
+                            let talk_over = self.endpointer.speech_building().is_some();
+                            if talk_over {
+                                self.stats.talk_overs += 1;
+                            }
+                            let t = self.trace.get_or_insert_with(|| TurnTrace::new(turn));
+                            t.first_audio_sent.get_or_insert(at);
+                            t.talk_over |= talk_over;
                             self.bargein.reset();
                             self.set_state(TurnState::AgentSpeaking);
                             self.emit(Event::PlaybackStarted { utterance });
                         }
                         self.stats.frames_sent += 1;
+                        self.stats.late_frames = self.playback.late_frames();
                         self.push_out(Output::Audio(frame));
                         if let Some(m) = mark {
                             self.push_out(Output::Mark(m));
@@ -668,6 +683,7 @@ impl Call {
             if let Some(t) = self.trace.as_mut() {
                 t.interrupted = Some(now - self.start);
                 t.played_ms = Some(played_ms);
+                t.barge_in_onset = Some(onset_call);
             }
             self.flush_trace();
             self.emit(Event::Interrupted {

@@ -70,6 +70,15 @@ impl Endpointer {
         matches!(self.state, State::Speaking { .. })
     }
 
+    /// The caller is speaking right now but not yet long enough to hold the floor: the onset
+    /// of that speech. Playback that starts now talks over the caller.
+    pub fn speech_building(&self) -> Option<Duration> {
+        match self.state {
+            State::Idle { candidate: Some(c) } if c.gap_ms == 0 => Some(c.onset),
+            _ => None,
+        }
+    }
+
     /// Forgets any candidate or turn in progress (used while the agent speaks: caller
     /// sounds then belong to the barge-in detector, not to a new turn).
     pub fn reset(&mut self) {

@@ -10,6 +10,7 @@ pub mod bargein;
 pub mod call;
 pub mod chunker;
 pub mod config;
+pub mod counters;
 pub mod direct;
 pub mod endpointer;
 pub mod features;

@@ -99,7 +99,14 @@ pub struct Playback {
     total_sent: u64,
     since_mark: u64,
     discarded: u64,
+    /// Frames sent more than [`LATE_AFTER`] after their scheduled send time.
+    late_frames: u64,
 }
+
+/// A frame is late when it leaves more than one frame interval after its scheduled send
+/// time (its play time minus the lead): the far end's buffer shrank by a whole frame, and
+/// a few more such frames in a row would be heard as a gap.
+pub const LATE_AFTER: Duration = Duration::from_millis(20);
 
 impl Playback {
     pub fn new(rate: u32, cfg: &PlaybackConfig) -> Self {
@@ -117,6 +124,7 @@ impl Playback {
             total_sent: 0,
             since_mark: 0,
             discarded: 0,
+            late_frames: 0,
         }
     }
 
@@ -136,6 +144,11 @@ impl Playback {
     /// Samples of stale audio dropped so far (for utterances already finished).
     pub fn discarded(&self) -> u64 {
         self.discarded
+    }
+
+    /// Frames that left late (see [`LATE_AFTER`]).
+    pub fn late_frames(&self) -> u64 {
+        self.late_frames
     }
 
     /// The utterance being played, if any.
@@ -276,6 +289,12 @@ impl Playback {
         if now + lead < due {
             return None;
         }
+        // Scheduled send time: `lead` before play time, but never before the anchor (the
+        // first frames of a run go out at once to fill the lead).
+        let scheduled = due.checked_sub(lead).map_or(anchor, |t| t.max(anchor));
+        if now.saturating_duration_since(scheduled) > LATE_AFTER {
+            self.late_frames += 1;
+        }
         let mut frame = AgentFrame {
             samples: [0; MAX_FRAME_SAMPLES],
             len: frame_samples as u16,
@@ -403,6 +422,22 @@ mod tests {
         assert_eq!(*marks.last().unwrap(), 8000);
         assert!(p.is_done(t0 + Duration::from_millis(1000)));
         assert!(!p.is_done(t0 + Duration::from_millis(990)));
+    }
+
+    #[test]
+    fn frames_sent_after_their_slot_are_counted_late() {
+        let t0 = Instant::now();
+        let mut p = Playback::new(8000, &cfg(PlaybackAck::Sent));
+        p.push(1, &[1000; 8000]).unwrap();
+        p.end_of_audio(1);
+        // On time, polled every millisecond: nothing late.
+        drive(&mut p, t0, 0, 300);
+        assert_eq!(p.late_frames(), 0);
+        // The shell stalls for 100 ms: the frames due meanwhile leave late (their slots
+        // passed more than 20 ms ago), then pacing is back on time.
+        let (sends, _) = drive(&mut p, t0, 400, 700);
+        assert!(sends[0] == 400 && sends[4] == 400, "{sends:?}");
+        assert_eq!(p.late_frames(), 4);
     }
 
     #[test]

@@ -100,6 +100,13 @@ pub struct SessionSummary {
     pub turns: u32,
     /// The recording, when one was asked for and could be written: (path, duration ms).
     pub recording: Option<(std::path::PathBuf, u64)>,
+    /// The core's final counters (frames, late frames, underruns, barge-ins), when it
+    /// reported them before the session closed.
+    pub stats: Option<crate::call::CallStats>,
+    /// Provider failures during the call (each one was answered with an apology or skipped).
+    pub provider_errors: u32,
+    /// Events the observer could not take in time (it was full) and that were dropped.
+    pub dropped_events: u64,
 }
 
 /// Said when a provider fails mid-turn, so the caller never hears dead air.
@@ -190,6 +197,9 @@ struct Session<'a, T: Transport> {
     /// Control messages for the core that did not fit in its inbox yet, in order. Nothing
     /// may be dropped: a lost end-of-audio would leave the call "speaking" for good.
     outq: VecDeque<InMsg>,
+    stats: Option<crate::call::CallStats>,
+    provider_errors: std::cell::Cell<u32>,
+    dropped_events: std::cell::Cell<u64>,
 }
 
 /// Runs a call on `pool` until the transport closes or the agent hangs up.
@@ -202,9 +212,11 @@ pub async fn run<T: Transport>(
     let mut cfg = spec.call.clone();
     cfg.forward_caller_audio = true;
     let net = pool.add_call(cfg)?;
+    let mut start_errors = 0;
     let stt = match spec.providers.stt.start(spec.stt.clone()) {
         Ok(s) => Some(s),
         Err(e) => {
+            start_errors += 1;
             let _ = observer.try_send(SessionEvent::ProviderError {
                 provider: spec.providers.stt.name().to_string(),
                 message: e.to_string(),
@@ -228,6 +240,9 @@ pub async fn run<T: Transport>(
         ended: None,
         recorder: None,
         outq: VecDeque::new(),
+        stats: None,
+        provider_errors: std::cell::Cell::new(start_errors),
+        dropped_events: std::cell::Cell::new(0),
     };
     if let Some(path) = &spec.recording {
         match crate::recorder::Recorder::create(path, spec.call.input_rate.hz()) {
@@ -255,6 +270,9 @@ pub async fn run<T: Transport>(
         history: s.history,
         turns: s.turns,
         recording,
+        stats: s.stats,
+        provider_errors: s.provider_errors.get(),
+        dropped_events: s.dropped_events.get(),
     })
 }
 
@@ -312,12 +330,42 @@ impl<T: Transport> Session<'_, T> {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        // The core answers the hang-up with its final counters; wait briefly for them (the
+        // worker services the call within a few milliseconds).
+        let deadline = Instant::now() + Duration::from_millis(250);
+        while self.stats.is_none() && Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, self.net.ready()).await {
+                Ok(()) => {
+                    while let Some(out) = self.net.recv() {
+                        if let Output::Event(e) = out {
+                            self.on_final_event(e);
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
         self.transport.close().await;
     }
 
     fn report(&self, ev: SessionEvent) {
-        // Never block the media path on a slow consumer.
-        let _ = self.observer.try_send(ev);
+        if matches!(ev, SessionEvent::ProviderError { .. }) {
+            self.provider_errors.set(self.provider_errors.get() + 1);
+        }
+        // Never block the media path on a slow consumer: drop and count.
+        if self.observer.try_send(ev).is_err() {
+            self.dropped_events.set(self.dropped_events.get() + 1);
+        }
+    }
+
+    /// Events that still matter once the call is over: the last turn's trace and the
+    /// core's final counters.
+    fn on_final_event(&mut self, e: Event) {
+        match e {
+            Event::CallEnded(stats) => self.stats = Some(stats),
+            Event::TurnTrace(_) => self.report(SessionEvent::Engine(e)),
+            _ => {}
+        }
     }
 
     /// Sends a control message to the core, keeping order with what is already waiting.
@@ -389,6 +437,9 @@ impl<T: Transport> Session<'_, T> {
     }
 
     fn on_event(&mut self, e: Event) {
+        if let Event::CallEnded(stats) = e {
+            self.stats = Some(stats);
+        }
         self.report(SessionEvent::Engine(e));
         match e {
             Event::TurnEnded { .. } => {

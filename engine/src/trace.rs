@@ -35,6 +35,11 @@ pub struct TurnTrace {
     pub interrupted: Option<Duration>,
     /// How much of the reply the caller heard, when it was interrupted or finished.
     pub played_ms: Option<u32>,
+    /// When the caller's interrupting speech began (set with `interrupted`).
+    pub barge_in_onset: Option<Duration>,
+    /// The reply began while the caller was speaking (not yet long enough to hold the
+    /// floor): the agent talked over them.
+    pub talk_over: bool,
 }
 
 impl TurnTrace {
@@ -62,6 +67,11 @@ impl TurnTrace {
     /// agent's response time.
     pub fn voice_to_voice(&self) -> Option<Duration> {
         Some(self.first_audio_sent?.saturating_sub(self.speech_end?))
+    }
+
+    /// Caller onset → playback stopped, for an interrupted reply: how fast barge-in reacted.
+    pub fn barge_in_reaction(&self) -> Option<Duration> {
+        Some(self.interrupted?.saturating_sub(self.barge_in_onset?))
     }
 
     /// Turn-end decision → first agent audio sent: the part the engine and providers add

@@ -54,6 +54,8 @@ struct Slot {
     pending: Option<InMsg>,
     /// Outputs the network side did not take in time.
     dropped_outputs: u64,
+    /// The call's counters as last added to the process-wide [`crate::counters`].
+    reported: crate::call::CallStats,
 }
 
 impl Worker {
@@ -109,11 +111,13 @@ fn run(control: Receiver<Control>) {
             match msg {
                 Control::Add { cfg, end, reply } => {
                     let result = Call::new(*cfg, Instant::now()).map(|call| {
+                        crate::counters::call_started();
                         calls.push(Slot {
                             call,
                             end,
                             pending: None,
                             dropped_outputs: 0,
+                            reported: Default::default(),
                         })
                     });
                     let _ = reply.send(result);
@@ -125,12 +129,22 @@ fn run(control: Receiver<Control>) {
         let mut next: Option<Instant> = None;
         for slot in calls.iter_mut() {
             service(slot, now, &mut buf);
+            if slot.call.stats != slot.reported {
+                crate::counters::add_delta(&slot.reported, &slot.call.stats);
+                slot.reported = slot.call.stats;
+            }
             if let Some(t) = slot.call.poll_timeout() {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
         // A call is dropped once it has ended and the network side has taken its outputs.
-        calls.retain(|s| s.call.state() != TurnState::Ended || !s.end.outbox.is_empty());
+        calls.retain(|s| {
+            let keep = s.call.state() != TurnState::Ended || !s.end.outbox.is_empty();
+            if !keep {
+                crate::counters::call_ended();
+            }
+            keep
+        });
         let wait = next
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(IDLE_TICK)

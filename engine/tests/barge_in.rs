@@ -47,6 +47,19 @@ fn caller_speech_clears_playback_within_120_ms_of_onset() {
         "played_ms {played_ms} vs heard {heard}"
     );
     assert!((detected.as_millis() as i64 - onset as i64).abs() <= 60);
+    // The reply's trace carries the barge-in: onset, stop, and what was heard.
+    let (_, t) = rec
+        .first(|e| matches!(e, Event::TurnTrace(t) if t.interrupted.is_some()))
+        .expect("trace of the interrupted reply");
+    let Event::TurnTrace(t) = t else {
+        unreachable!()
+    };
+    assert_eq!(t.barge_in_onset, Some(detected));
+    assert_eq!(t.played_ms, Some(played_ms));
+    let reaction = t.barge_in_reaction().unwrap().as_millis() as u64;
+    assert!(reaction <= 120, "reaction {reaction} ms");
+    // The caller began well after the reply did: an interruption, not a talk-over.
+    assert!(!t.talk_over);
     // The interruption starts the caller's turn.
     assert_eq!(rec.turns().len(), 1, "{:?}", rec.events);
 }
@@ -132,4 +145,35 @@ fn agent_audio_is_paced_in_20_ms_frames_with_a_small_lead() {
     for w in sent[6..].windows(2) {
         assert_eq!(w[1] - w[0], 20, "{sent:?}");
     }
+}
+
+#[test]
+fn a_reply_that_starts_while_the_caller_is_mid_word_is_a_talk_over() {
+    // The agent's audio arrives 40 ms after the caller starts: too soon for the endpointer
+    // to have given the caller the floor, so playback starts over them.
+    let onset = onset_ms("barge_in");
+    let mut sim = common::Sim::new(CallConfig::default(), common::ulaw_fixture("barge_in"))
+        .with_agent(common::ulaw_fixture("agent_reply"), onset + 40);
+    sim.extra_ms = 2000;
+    let rec = sim.run();
+    let talk_overs: Vec<_> = rec
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::TurnTrace(t) if t.first_audio_sent.is_some() => Some(t.talk_over),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(talk_overs, vec![true], "{:?}", rec.events);
+
+    // Starting in silence is not.
+    let rec = sim_quiet();
+    assert!(rec.events.iter().all(|(_, e)| match e {
+        Event::TurnTrace(t) => !t.talk_over,
+        _ => true,
+    }));
+}
+
+fn sim_quiet() -> common::Record {
+    sim("barge_in", CallConfig::default())
 }
