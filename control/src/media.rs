@@ -27,6 +27,7 @@ use crate::model::agent::{
 };
 use crate::state::AppState;
 use crate::store::calls::NewCall;
+use crate::store::traces::{self, CallMetrics, TraceRecord, TraceRow};
 
 /// DSP workers (started on first use), live calls, and where offline models live.
 pub struct MediaPlane {
@@ -385,16 +386,59 @@ pub async fn run_call<T: Transport>(
         t.events
     });
 
-    // Transcript lines are written in order by one task; the media path never waits on it.
+    // What the call runs on, for root-cause findings ("provider elevenlabs").
+    let started_ms = crate::timestamps::now_ms();
+    let mut metrics = CallMetrics {
+        call_id: call_id.clone(),
+        agent_id: agent_id.clone(),
+        call_started_ms: started_ms,
+        stt_provider: spec.providers.stt.name().to_string(),
+        llm_provider: spec.providers.llm.name().to_string(),
+        llm_model: spec.llm.model.clone(),
+        tts_provider: spec.providers.tts.name().to_string(),
+        silence_ms: spec.call.endpointing.silence_ms as i64,
+        ..Default::default()
+    };
+    if let Err(e) = traces::start_call(&state.db, &tenant_id, &metrics).await {
+        tracing::warn!(call = %call_id, error = %e, "call metrics not stored");
+    }
+
+    // Transcript lines and traces are handled in order by one task; the media path never
+    // waits on it (the session drops and counts events when this falls behind).
     let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel::<SessionEvent>(1024);
     let writer_state = state.clone();
     let writer_call = call_id.clone();
+    let writer_agent = agent_id.clone();
+    let writer_tenant = tenant_id.clone();
     let writer = tokio::spawn(async move {
+        let mut seq = 0i64;
+        let mut traces_dropped = 0i64;
         while let Some(ev) = obs_rx.recv().await {
             if let Some(tap) = &tap_events {
                 let _ = tap.try_send(ev.clone());
             }
             match ev {
+                SessionEvent::Engine(parley_engine::Event::TurnTrace(t)) => {
+                    seq += 1;
+                    crate::metrics::global().observe_turn(&t);
+                    crate::otel::log_turn(&writer_call, &writer_agent, &t);
+                    writer_state.traces.export(|| crate::otel::TurnSpans {
+                        call_id: writer_call.clone(),
+                        agent_id: writer_agent.clone(),
+                        call_started_unix_nanos: (started_ms.max(0) as u64) * 1_000_000,
+                        trace: t,
+                    });
+                    let row =
+                        TraceRow::from_trace(&writer_call, &writer_agent, started_ms, seq, &t);
+                    if writer_state.traces.enabled()
+                        && !writer_state.traces.record(TraceRecord {
+                            tenant_id: writer_tenant.clone(),
+                            row,
+                        })
+                    {
+                        traces_dropped += 1;
+                    }
+                }
                 SessionEvent::Transcript { role, text, .. } if !text.is_empty() => {
                     let speaker = match role {
                         Role::User => "user",
@@ -407,11 +451,13 @@ pub async fn run_call<T: Transport>(
                     }
                 }
                 SessionEvent::ProviderError { provider, message } => {
+                    crate::metrics::global().provider_error(&provider);
                     tracing::warn!(call = %writer_call, %provider, %message, "provider error");
                 }
                 _ => {}
             }
         }
+        traces_dropped
     });
     let result = session::run(
         pool,
@@ -423,8 +469,18 @@ pub async fn run_call<T: Transport>(
         obs_tx,
     )
     .await;
-    let _ = writer.await;
+    let traces_dropped = writer.await.unwrap_or(0);
     media.unregister(&call_id);
+    if let Ok(summary) = &result {
+        metrics.turns = summary.turns as i64;
+        metrics.stats = summary.stats.unwrap_or_default();
+        metrics.provider_errors = summary.provider_errors as i64;
+        metrics.events_dropped = summary.dropped_events.min(i64::MAX as u64) as i64;
+    }
+    metrics.traces_dropped = traces_dropped;
+    if let Err(e) = traces::finish_call(&state.db, &tenant_id, &metrics).await {
+        tracing::warn!(call = %call_id, error = %e, "call metrics not stored");
+    }
     if let Ok(session::SessionSummary {
         recording: Some((path, _)),
         ..

@@ -32,6 +32,9 @@ pub struct ServeOptions {
     /// Base URLs that replace a provider's own API for verification, by provider name
     /// (`PARLEY_PROVIDER_URL_OPENAI=http://proxy:8080`, …): proxies, gateways and test fakes.
     pub provider_base_urls: BTreeMap<String, String>,
+    /// Store per-turn latency traces (`PARLEY_TRACES`, default on; `off` to measure what
+    /// tracing costs).
+    pub traces_enabled: bool,
 }
 
 impl Default for ServeOptions {
@@ -46,6 +49,7 @@ impl Default for ServeOptions {
             provider_verify_reachability: true,
             provider_verify_timeout_ms: 3000,
             provider_base_urls: BTreeMap::new(),
+            traces_enabled: true,
         }
     }
 }
@@ -91,6 +95,10 @@ impl ServeOptions {
                         .map(|v| (p.as_str().to_string(), v))
                 })
                 .collect(),
+            traces_enabled: !matches!(
+                std::env::var("PARLEY_TRACES").as_deref(),
+                Ok("0" | "false" | "no" | "off")
+            ),
         }
     }
 }

@@ -25,4 +25,6 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// DSP workers and the live calls of this node.
     pub media: Arc<crate::media::MediaPlane>,
+    /// Finished turns on their way to the store.
+    pub traces: Arc<crate::traces::TraceSink>,
 }

@@ -55,6 +55,10 @@ pub enum Input<'a> {
     Dtmf(char),
     /// A provider-side stage of the current turn happened now.
     Stamp(Stage),
+    /// A provider-side stage happened at this time (read by the shell when it saw the
+    /// event, so the trace does not include the hand-off to the core). Times after `now`
+    /// count as `now`.
+    StampAt(Stage, Instant),
     /// Nothing but time passed (see [`Call::poll_timeout`]).
     Timeout,
     /// The call is over (caller hung up, transport closed, shell decided).
@@ -395,8 +399,12 @@ impl Call {
                 self.emit(Event::Dtmf { digit });
                 Ok(())
             }
-            Input::Stamp(stage) => {
-                let at = now - self.start;
+            Input::Stamp(stage) | Input::StampAt(stage, _) => {
+                let when = match input {
+                    Input::StampAt(_, t) => t.clamp(self.start, now),
+                    _ => now,
+                };
+                let at = when - self.start;
                 self.trace
                     .get_or_insert_with(|| TurnTrace::new(self.turns))
                     .stamp(stage, at);

@@ -42,7 +42,8 @@ pub enum InMsg {
     },
     MarkAck(u64),
     Dtmf(char),
-    Stamp(Stage),
+    /// A provider stage and when the network side saw it happen.
+    Stamp(Stage, std::time::Instant),
     Hangup,
 }
 

@@ -386,7 +386,7 @@ impl<T: Transport> Session<'_, T> {
     }
 
     fn stamp(&mut self, stage: Stage) {
-        self.send_msg(InMsg::Stamp(stage));
+        self.send_msg(InMsg::Stamp(stage, Instant::now().into_std()));
     }
 
     async fn on_transport(&mut self, ev: TransportEvent) {
@@ -724,8 +724,12 @@ impl<T: Transport> Session<'_, T> {
         let Some(r) = self.reply.as_mut() else { return };
         match ev {
             Some(TtsEvent::Audio(a)) => {
+                let first = r.audio_ms == 0 && r.audio.is_empty();
                 r.audio_ms += a.len() as u64 * 1000 / r.out_rate as u64;
                 r.audio.push_back(a);
+                if first {
+                    self.stamp(Stage::TtsFirstAudio);
+                }
             }
             Some(TtsEvent::Word { text, start_ms, .. }) => r.words.push((text, start_ms)),
             Some(TtsEvent::Done) | None => r.tts_done = true,

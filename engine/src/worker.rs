@@ -204,7 +204,7 @@ fn service(slot: &mut Slot, now: Instant, buf: &mut [i16; CHUNK]) {
                 .is_ok(),
             InMsg::MarkAck(m) => slot.call.handle_input(now, Input::MarkAck(m)).is_ok(),
             InMsg::Dtmf(d) => slot.call.handle_input(now, Input::Dtmf(d)).is_ok(),
-            InMsg::Stamp(s) => slot.call.handle_input(now, Input::Stamp(s)).is_ok(),
+            InMsg::Stamp(s, at) => slot.call.handle_input(now, Input::StampAt(s, at)).is_ok(),
             InMsg::Hangup => slot.call.handle_input(now, Input::Hangup).is_ok(),
         };
         let _ = input_done;

@@ -1,7 +1,8 @@
-//! Service endpoints: liveness, readiness, the OpenAPI document, and the `/v1` index.
+//! Service endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document, and the
+//! `/v1` index.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -58,6 +59,18 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response()
     }
+}
+
+/// Prometheus metrics of this process, in the text exposition format 0.0.4: turn stage
+/// latencies, HTTP requests, provider errors, the media engine's counters, live calls and the
+/// standard `process_*` metrics. No auth, like `/health`: scrapers run inside the deployment
+/// and the figures carry no tenant data (no ids, no names beyond provider and route names).
+#[utoipa::path(get, path = "/metrics", tag = "service", security(()),
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4",
+        content_type = "text/plain; version=0.0.4", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = crate::metrics::global().render(state.media.live_calls());
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// The OpenAPI 3.1 document of this API, generated from the handlers. No auth.

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod instances;
 pub mod keys;
 pub mod meta;
+pub mod observability;
 pub mod provider_keys;
 pub mod sessions;
 pub mod tasks;
@@ -25,6 +26,7 @@ pub fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::health))
         .routes(routes!(meta::ready))
         .routes(routes!(meta::openapi_json))
+        .routes(routes!(meta::metrics))
         .routes(routes!(calls::live_ws))
         .routes(routes!(sessions::twilio_webhook))
         .routes(routes!(sessions::twilio_stream))
@@ -107,4 +109,12 @@ pub fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(provider_keys::store_key, provider_keys::list_keys))
         .routes(routes!(provider_keys::delete_key))
         .routes(routes!(provider_keys::verify_key))
+        .routes(routes!(observability::list_sessions))
+        .routes(routes!(observability::interruption_quality))
+        .routes(routes!(observability::get_session))
+        .routes(routes!(observability::session_root_cause))
+        .routes(routes!(observability::session_timeline))
+        .routes(routes!(observability::get_call_detail))
+        .routes(routes!(observability::call_root_cause))
+        .routes(routes!(observability::get_recording))
 }

@@ -55,10 +55,10 @@ pub struct NewCall {
     pub to_number: Option<String>,
 }
 
-const COLUMNS: &str = "SELECT id, agent_id, task_id, channel, direction, status, from_number, to_number, \
+pub const COLUMNS: &str = "SELECT id, agent_id, task_id, channel, direction, status, from_number, to_number, \
      started_at, ended_at, duration_ms, end_reason, recording_path, created_at, updated_at FROM calls";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Call, sqlx::Error> {
+pub fn from_row(r: &sqlx::any::AnyRow) -> Result<Call, sqlx::Error> {
     let duration_ms: Option<i64> = col(r, "duration_ms")?;
     let recording: Option<String> = col(r, "recording_path")?;
     Ok(Call {

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod provider_keys;
 pub mod tasks;
 pub mod tools;
+pub mod traces;
 
 pub mod tenants;
 pub mod usage;
@@ -53,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "agent tags",
         include_str!("../../migrations/0002_agent_tags.sql"),
+    ),
+    (
+        3,
+        "latency traces",
+        include_str!("../../migrations/0003_traces.sql"),
     ),
 ];
 
