@@ -1,6 +1,7 @@
 //! The per-frame cost of the caller-audio path, on real (synthesized) speech:
 //! one 20 ms μ-law frame → decode → (resample) → VAD → endpointer, through the real
-//! `Call` core; and a whole 60 s call, for CPU time per call-second.
+//! `Call` core; and a whole 60 s call, for CPU time per call-second (criterion's
+//! throughput is in call-seconds per second; the median per call-second is printed).
 //!
 //! Run: `cargo bench --bench frame_path`.
 
@@ -79,23 +80,49 @@ fn whole_call(c: &mut Criterion) {
     let mut pcm = vec![0i16; ulaw.len()];
     g711::decode_ulaw(&ulaw, &mut pcm);
     let seconds = pcm.len() as u64 / 8000;
+    const SAMPLES: usize = 20;
+    // Per-iteration times of every sample criterion takes (warm-up first, then the
+    // SAMPLES measured ones), to print the median per call-second below.
+    let mut per_call: Vec<Duration> = Vec::new();
     let mut group = c.benchmark_group("whole_call");
-    group.sample_size(20);
+    group.sample_size(SAMPLES);
+    // One element = one second of call audio: criterion's thrpt is call-seconds per second.
+    group.throughput(Throughput::Elements(seconds));
     group.bench_function(format!("{seconds}s_caller_audio"), |b| {
-        b.iter(|| {
-            let t0 = Instant::now();
-            let mut call = Call::new(CallConfig::default(), t0).unwrap();
-            for (i, chunk) in pcm.chunks(160).enumerate() {
-                let now = t0 + Duration::from_millis(20 * (i as u64 + 1));
-                call.handle_input(now, Input::CallerAudio(chunk)).unwrap();
-                while let Some(out) = call.poll_output() {
-                    black_box(out);
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let t0 = Instant::now();
+                let mut call = Call::new(CallConfig::default(), t0).unwrap();
+                for (i, chunk) in pcm.chunks(160).enumerate() {
+                    let now = t0 + Duration::from_millis(20 * (i as u64 + 1));
+                    call.handle_input(now, Input::CallerAudio(chunk)).unwrap();
+                    while let Some(out) = call.poll_output() {
+                        black_box(out);
+                    }
                 }
+                black_box(call.stats);
             }
-            call.stats
+            let elapsed = start.elapsed();
+            per_call.push(elapsed / iters as u32);
+            elapsed
         })
     });
     group.finish();
+    // The measured samples are the last SAMPLES (`--quick` takes fewer; `cargo test` mode
+    // runs the call once and prints nothing).
+    if per_call.len() > 1 {
+        let n = per_call.len().min(SAMPLES);
+        let mut measured = per_call[per_call.len() - n..].to_vec();
+        measured.sort();
+        let median = (measured[(n - 1) / 2] + measured[n / 2]) / 2;
+        eprintln!(
+            "whole_call: median of {n} samples {:.3} ms of CPU per {seconds} s call = {:.1} µs of CPU per call-second ({:.4} % of one core)",
+            median.as_secs_f64() * 1e3,
+            median.as_secs_f64() * 1e6 / seconds as f64,
+            median.as_secs_f64() * 100.0 / seconds as f64
+        );
+    }
 }
 
 criterion_group!(benches, per_frame, whole_call);
