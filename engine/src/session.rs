@@ -303,8 +303,10 @@ impl<T: Transport> Session<'_, T> {
                 ev = next(self.stt.as_mut().map(|s| &mut s.events)) => self.on_stt(ev),
                 ev = next(llm_rx) => self.on_llm(ev),
                 ev = next(tts_rx) => self.on_tts(ev),
-                // The core's agent-audio ring was full: try again shortly.
-                _ = tokio::time::sleep(Duration::from_millis(10)), if retry => {}
+                // The core's agent-audio ring was full: try again shortly. (The timer is
+                // made only when this branch runs: building one per loop costs a runtime
+                // handle lookup on every frame.)
+                _ = async { tokio::time::sleep(Duration::from_millis(10)).await }, if retry => {}
             }
             self.feed_audio();
         }
