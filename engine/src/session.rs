@@ -107,6 +107,9 @@ pub struct SessionSummary {
     pub provider_errors: u32,
     /// Events the observer could not take in time (it was full) and that were dropped.
     pub dropped_events: u64,
+    /// Times the session's loop woke up: about one per message, frame and provider event.
+    /// Far more than that (millions) would mean the loop spins on something always ready.
+    pub wakeups: u64,
 }
 
 /// Said when a provider fails mid-turn, so the caller never hears dead air.
@@ -126,6 +129,9 @@ struct Reply {
     audio: VecDeque<Vec<i16>>,
     audio_ms: u64,
     tts_done: bool,
+    /// The TTS event channel is still open. A closed channel answers `None` at once, so
+    /// polling it again would spin the loop for as long as the reply plays.
+    tts_open: bool,
     end_sent: bool,
     sentences: u32,
     /// The user message this reply answers (put back if the reply is dropped unheard).
@@ -198,6 +204,7 @@ struct Session<'a, T: Transport> {
     /// may be dropped: a lost end-of-audio would leave the call "speaking" for good.
     outq: VecDeque<InMsg>,
     stats: Option<crate::call::CallStats>,
+    wakeups: u64,
     provider_errors: std::cell::Cell<u32>,
     dropped_events: std::cell::Cell<u64>,
 }
@@ -241,6 +248,7 @@ pub async fn run<T: Transport>(
         recorder: None,
         outq: VecDeque::new(),
         stats: None,
+        wakeups: 0,
         provider_errors: std::cell::Cell::new(start_errors),
         dropped_events: std::cell::Cell::new(0),
     };
@@ -273,6 +281,7 @@ pub async fn run<T: Transport>(
         stats: s.stats,
         provider_errors: s.provider_errors.get(),
         dropped_events: s.dropped_events.get(),
+        wakeups: s.wakeups,
     })
 }
 
@@ -293,7 +302,7 @@ impl<T: Transport> Session<'_, T> {
             let (llm_rx, tts_rx) = match self.reply.as_mut() {
                 Some(r) => (
                     r.llm.as_mut().map(|l| &mut l.events),
-                    Some(&mut r.tts.events),
+                    r.tts_open.then_some(&mut r.tts.events),
                 ),
                 None => (None, None),
             };
@@ -309,6 +318,7 @@ impl<T: Transport> Session<'_, T> {
                 _ = async { tokio::time::sleep(Duration::from_millis(10)).await }, if retry => {}
             }
             self.feed_audio();
+            self.wakeups += 1;
         }
         // A reply cut off by the hang-up: keep what was heard (playback is real-time from
         // its first frame; the core stops counting once the call is over).
@@ -634,6 +644,7 @@ impl<T: Transport> Session<'_, T> {
                     audio: VecDeque::new(),
                     audio_ms: 0,
                     tts_done: false,
+                    tts_open: true,
                     end_sent: false,
                     sentences: 0,
                     answering,
@@ -734,7 +745,11 @@ impl<T: Transport> Session<'_, T> {
                 }
             }
             Some(TtsEvent::Word { text, start_ms, .. }) => r.words.push((text, start_ms)),
-            Some(TtsEvent::Done) | None => r.tts_done = true,
+            Some(TtsEvent::Done) => r.tts_done = true,
+            None => {
+                r.tts_done = true;
+                r.tts_open = false;
+            }
             Some(TtsEvent::Error(e)) => {
                 r.tts_done = true;
                 let msg = e.to_string();

@@ -286,6 +286,15 @@ async fn caller_interrupts_the_greeting_and_gets_an_answer() {
         .iter()
         .any(|t| *t > clear + Duration::from_millis(700)));
     assert_eq!(summary.reason, "caller hung up");
+    // About one wake-up per message, frame and provider event (a few hundred a second of
+    // call); a loop spinning on something always ready (e.g. a closed provider channel
+    // while a reply plays) would make it hundreds of thousands.
+    let frames = (peer.media.len() + 50 * 6) as u64;
+    assert!(
+        summary.wakeups < 10 * frames,
+        "{} wake-ups for ~{frames} frames",
+        summary.wakeups
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
