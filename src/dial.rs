@@ -19,6 +19,8 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::twilio_client::{self, pacing, rand_u64, CallIds};
+
 /// Play the caller's side of a Twilio call against a running `parley serve`.
 #[derive(Debug, clap::Args)]
 pub struct DialArgs {
@@ -138,93 +140,26 @@ fn caller_audio(path: &PathBuf) -> anyhow::Result<Vec<i16>> {
     Ok(out)
 }
 
-/// The `<Stream url>` and `<Parameter>`s of a TwiML answer.
-fn parse_twiml(xml: &str) -> anyhow::Result<(String, Vec<(String, String)>)> {
-    fn attr(tag: &str, name: &str) -> Option<String> {
-        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = tag[start..].find('"')? + start;
-        Some(
-            tag[start..end]
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&"),
-        )
-    }
-    let stream_at = xml
-        .find("<Stream")
-        .ok_or_else(|| anyhow!("TwiML has no <Stream>: {xml}"))?;
-    let stream_tag = &xml[stream_at
-        ..xml[stream_at..]
-            .find('>')
-            .map_or(xml.len(), |e| stream_at + e)];
-    let url = attr(stream_tag, "url").ok_or_else(|| anyhow!("<Stream> has no url"))?;
-    let mut params = Vec::new();
-    let mut rest = &xml[stream_at..];
-    while let Some(p) = rest.find("<Parameter") {
-        let end = rest[p..].find('>').map_or(rest.len(), |e| p + e);
-        let tag = &rest[p..end];
-        if let (Some(n), Some(v)) = (attr(tag, "name"), attr(tag, "value")) {
-            params.push((n, v));
-        }
-        rest = &rest[end..];
-    }
-    Ok((url, params))
-}
-
 async fn dial(args: &DialArgs) -> anyhow::Result<DialReport> {
     let caller = caller_audio(&args.audio)?;
     let server = args.server.trim_end_matches('/');
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    let http = twilio_client::http_client()?;
     let call_sid = format!("CAdial{:016x}", rand_u64());
-    let resp = http
-        .post(format!(
-            "{server}/v1/sessions/twilio?agentId={}",
-            args.agent
-        ))
-        .form(&[
-            ("CallSid", call_sid.as_str()),
-            ("AccountSid", "ACdial"),
-            ("From", "+15550100001"),
-            ("To", "+15550100002"),
-            ("Direction", "inbound"),
-        ])
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {server}"))?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    if !status.is_success() {
-        bail!("the voice webhook answered {status}: {body}");
-    }
-    let (url, params) = parse_twiml(&body)?;
-    if url.starts_with("wss://") {
-        bail!("the stream is {url}: parley dial speaks plain ws:// only (dial the server directly, not through TLS)");
-    }
+    let stream_sid = format!("MZdial{:016x}", rand_u64());
+    let ids = CallIds {
+        call_sid: &call_sid,
+        account_sid: "ACdial",
+        stream_sid: &stream_sid,
+    };
+    let (url, params) = twilio_client::answer(&http, server, &args.agent, &ids).await?;
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .with_context(|| format!("cannot open the media stream {url}"))?;
     let (mut tx, mut rx) = ws.split();
-    let stream_sid = format!("MZdial{:016x}", rand_u64());
-    let custom: serde_json::Map<String, serde_json::Value> =
-        params.into_iter().map(|(k, v)| (k, json!(v))).collect();
-    tx.send(Message::text(
-        json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string(),
-    ))
-    .await?;
-    tx.send(Message::text(
-        json!({
-            "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-            "start": {"accountSid": "ACdial", "streamSid": stream_sid, "callSid": call_sid,
-                "tracks": ["inbound"], "customParameters": custom,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
-        })
-        .to_string(),
-    ))
-    .await?;
+    tx.send(Message::text(twilio_client::connected_message()))
+        .await?;
+    tx.send(Message::text(twilio_client::start_message(&ids, &params)))
+        .await?;
 
     let linger = (args.linger_secs.max(0.0) * 50.0) as usize;
     let total_frames = caller.len().div_ceil(160) + linger;
@@ -250,10 +185,10 @@ async fn dial(args: &DialArgs) -> anyhow::Result<DialReport> {
                 marks = later;
                 for (_, name) in due {
                     report.marks_echoed += 1;
-                    tx.send(Message::text(json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}).to_string())).await?;
+                    tx.send(Message::text(twilio_client::mark_message(&stream_sid, &name))).await?;
                 }
                 if sent >= total_frames {
-                    tx.send(Message::text(json!({"event": "stop", "streamSid": stream_sid, "stop": {"accountSid": "ACdial", "callSid": call_sid}}).to_string())).await?;
+                    tx.send(Message::text(twilio_client::stop_message(&ids))).await?;
                     let _ = tx.send(Message::Close(None)).await;
                     break;
                 }
@@ -298,7 +233,7 @@ async fn dial(args: &DialArgs) -> anyhow::Result<DialReport> {
                         play_end = now;
                         for (_, name) in marks.drain(..) {
                             report.marks_echoed += 1;
-                            tx.send(Message::text(json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}).to_string())).await?;
+                            tx.send(Message::text(twilio_client::mark_message(&stream_sid, &name))).await?;
                         }
                     }
                     _ => {}
@@ -390,90 +325,4 @@ async fn fetch_transcript(
         return Ok(());
     }
     bail!("the call record did not close within 5 s")
-}
-
-/// Deviation of frame arrivals from a 20 ms grid. Frames arrive in runs (one per utterance;
-/// each starts with a burst of the transport lead, which is skipped): within a run frame k
-/// is due at offset + 20·k, the offset being the run's median.
-fn pacing(times: &[f64]) -> (f64, f64, f64) {
-    const LEAD_FRAMES: usize = 6;
-    let mut devs: Vec<f64> = Vec::new();
-    let mut run: Vec<f64> = Vec::new();
-    let flush = |run: &mut Vec<f64>, devs: &mut Vec<f64>| {
-        // Skip the lead burst: the transport is sent `LEAD_FRAMES` at once when an
-        // utterance starts (the engine's 100 ms lead), then one every 20 ms.
-        let skip = LEAD_FRAMES;
-        let steady = &run[skip.min(run.len())..];
-        if steady.len() >= 5 {
-            let mut offsets: Vec<f64> = steady
-                .iter()
-                .enumerate()
-                .map(|(k, t)| t - 20.0 * k as f64)
-                .collect();
-            let mut sorted = offsets.clone();
-            sorted.sort_by(|a, b| a.total_cmp(b));
-            let median = sorted[sorted.len() / 2];
-            devs.extend(offsets.drain(..).map(|o| (o - median).abs()));
-        }
-        run.clear();
-    };
-    for &t in times {
-        // A gap of more than 200 ms starts a new run (a new utterance).
-        if run.last().is_some_and(|&l| t - l > 200.0) {
-            flush(&mut run, &mut devs);
-        }
-        run.push(t);
-    }
-    flush(&mut run, &mut devs);
-    if devs.is_empty() {
-        return (0.0, 0.0, 0.0);
-    }
-    devs.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| devs[((devs.len() - 1) as f64 * p).round() as usize];
-    (q(0.5), q(0.99), *devs.last().unwrap())
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pacing_measures_deviation_from_the_grid() {
-        // A burst of 6 (the lead), then 20 ms steps with one frame 6 ms late; then a
-        // second run whose burst comes spread out.
-        let mut t = vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5];
-        t.extend((1..=10).map(|k| 2.5 + 20.0 * k as f64));
-        t[10] += 6.0;
-        t.extend([1000.0, 1016.0, 1030.0, 1044.0, 1050.0, 1060.0]);
-        t.extend((1..=6).map(|k| 1060.0 + 20.0 * k as f64));
-        let (p50, p99, max) = pacing(&t);
-        assert_eq!(p50, 0.0);
-        assert_eq!((p99, max), (6.0, 6.0));
-    }
-
-    #[test]
-    fn twiml_stream_and_parameters_are_read() {
-        let xml = r#"<?xml version="1.0"?><Response><Connect><Stream url="ws://h:1/v1/sessions/twilio/stream"><Parameter name="agentId" value="agt_1"/><Parameter name="token" value="a&amp;b"/></Stream></Connect></Response>"#;
-        let (url, params) = parse_twiml(xml).unwrap();
-        assert_eq!(url, "ws://h:1/v1/sessions/twilio/stream");
-        assert_eq!(
-            params,
-            vec![
-                ("agentId".into(), "agt_1".into()),
-                ("token".into(), "a&b".into())
-            ]
-        );
-        assert!(parse_twiml("<Response/>").is_err());
-    }
 }
