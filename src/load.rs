@@ -1173,7 +1173,9 @@ pub struct Report {
     pub server_cpu_percent: Option<f64>,
     pub rss_before_kib: Option<u64>,
     pub rss_during_kib: Option<u64>,
-    /// (RSS with the calls up − RSS before them) / calls.
+    /// (RSS with the calls up − RSS before them) / calls. Meaningful on a freshly started
+    /// server: the allocator keeps what earlier calls freed, and later runs reuse it (down to
+    /// 0 or below).
     pub rss_kib_per_call: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_call: Vec<CallSummary>,

@@ -50,7 +50,8 @@ enum Command {
     /// dry. Missing frames: expected − received for utterances not ended by `clear` or
     /// hang-up. Barge-in: from the first frame of the caller's interruption to `clear`.
     /// Server CPU and RSS come from GET /metrics (process_cpu_seconds_total,
-    /// process_resident_memory_bytes), else from /proc with --server-pid, else null.
+    /// process_resident_memory_bytes), else from /proc with --server-pid, else null; RSS
+    /// per call is meaningful on a freshly started server (freed memory is kept and reused).
     /// client_send_lag is how late this tool sent its own frames: when it is high, the
     /// client, not the server, was the bottleneck.
     ///
