@@ -137,10 +137,21 @@ fn stage(turn: &Value, name: &str) -> f64 {
         .unwrap()
 }
 
-fn assert_near(what: &str, got: f64, want: f64) {
+/// The stage's duration over the call's turns: the median within [`TOLERANCE_MS`] of the
+/// provider's delay, and every turn within three times that (a single turn can catch the
+/// machine busy: two cores run the server, the dialer and this test).
+fn assert_stage(what: &str, turns: &[Value], name: &str, want: f64) {
+    let mut got: Vec<f64> = turns.iter().map(|t| stage(t, name)).collect();
+    got.sort_by(f64::total_cmp);
+    let median = got[got.len() / 2];
     assert!(
-        (got - want).abs() <= TOLERANCE_MS,
-        "{what}: {got} ms, expected {want} ± {TOLERANCE_MS} ms"
+        (median - want).abs() <= TOLERANCE_MS,
+        "{what}: median {median} ms of {got:?}, expected {want} ± {TOLERANCE_MS} ms"
+    );
+    assert!(
+        got.iter().all(|g| (g - want).abs() <= 3.0 * TOLERANCE_MS),
+        "{what}: {got:?}, expected {want} ± {} ms each",
+        3.0 * TOLERANCE_MS
     );
 }
 
@@ -164,10 +175,10 @@ fn traces_show_each_providers_delay_and_root_cause_names_the_slow_one() {
     let session = api.session(&call, 3);
     let turns = session["turnsDetail"].as_array().unwrap();
     assert_eq!(turns.len(), 3, "{session}");
+    assert_stage("STT", turns, "stt", STT_MS);
+    assert_stage("LLM first token", turns, "llm_first_token", LLM_MS);
+    assert_stage("TTS first audio", turns, "tts_first_audio", TTS_MS);
     for t in turns {
-        assert_near("STT", stage(t, "stt"), STT_MS);
-        assert_near("LLM first token", stage(t, "llm_first_token"), LLM_MS);
-        assert_near("TTS first audio", stage(t, "tts_first_audio"), TTS_MS);
         // The silence threshold is the endpointing stage (decided on 20 ms frames).
         let endpointing = stage(t, "endpointing");
         assert!((480.0..=560.0).contains(&endpointing), "{t}");
@@ -217,7 +228,7 @@ fn traces_show_each_providers_delay_and_root_cause_names_the_slow_one() {
     assert_eq!(rc["slowTurns"], 0, "{rc}");
     assert_eq!(rc["turns"][0]["dominantStage"], "llm_first_token", "{rc}");
 
-    // Now TTS gets slow.
+    // Now TTS gets slow (the agent's baseline: these 3 turns and the next 3).
     let (status, body) = api.send(
         api.http
             .patch(format!("{}/v1/agents/{agent}", server.base))
@@ -225,15 +236,14 @@ fn traces_show_each_providers_delay_and_root_cause_names_the_slow_one() {
                 "script": {"delayMs": SLOW_TTS_MS as u32, "intervalMs": 20}}})),
     );
     assert_eq!(status, 200, "{body}");
-    let report = dial(&server.base, &key, &agent, &caller_wav(dir.path(), 2));
+    let report = dial(&server.base, &key, &agent, &caller_wav(dir.path(), 3));
     let slow_call = report["call_id"].as_str().unwrap().to_string();
-    let slow = api.session(&slow_call, 2);
-    for t in slow["turnsDetail"].as_array().unwrap() {
-        assert_near("slow TTS", stage(t, "tts_first_audio"), SLOW_TTS_MS);
-        assert_near("STT", stage(t, "stt"), STT_MS);
-    }
+    let slow = api.session(&slow_call, 3);
+    let slow_turns = slow["turnsDetail"].as_array().unwrap();
+    assert_stage("slow TTS", slow_turns, "tts_first_audio", SLOW_TTS_MS);
+    assert_stage("STT", slow_turns, "stt", STT_MS);
     let rc = api.get(&format!("/v1/observability/calls/{slow_call}/root-cause"));
-    assert_eq!(rc["slowTurns"], 2, "{rc}");
+    assert_eq!(rc["slowTurns"], 3, "{rc}");
     for t in rc["turns"].as_array().unwrap() {
         assert_eq!(t["slow"], true, "{rc}");
         assert_eq!(t["dominantStage"], "tts_first_audio", "{rc}");
@@ -274,7 +284,7 @@ fn traces_show_each_providers_delay_and_root_cause_names_the_slow_one() {
         "/v1/observability/sessions/interruption-quality?agentId={agent}"
     ));
     assert_eq!(iq["total"]["bargeIns"], 0, "{iq}");
-    assert_eq!(iq["total"]["turns"], 5, "{iq}");
+    assert_eq!(iq["total"]["turns"], 6, "{iq}");
     assert_eq!(iq["agents"][0]["agentId"], agent.as_str(), "{iq}");
 
     // The picture: one row per turn.
@@ -291,7 +301,7 @@ fn traces_show_each_providers_delay_and_root_cause_names_the_slow_one() {
         .find(|l| l.starts_with("parley_turn_stage_seconds_count{stage=\"tts_first_audio\"}"))
         .unwrap_or_else(|| panic!("no TTS histogram in {metrics}"));
     let n: f64 = count_line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert_eq!(n, 5.0, "{count_line}");
+    assert_eq!(n, 6.0, "{count_line}");
 
     // Bad input: unknown or malformed ids and periods get JSON errors.
     for path in [

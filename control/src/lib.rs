@@ -205,6 +205,13 @@ pub async fn serve_with(config: ServeConfig, options: ServeOptions) -> anyhow::R
     let workers = spawn_workers(&app.state);
     app.state.media.log_provider_status();
     tracing::info!(%local, database_url = %store::redact(&config.database_url), "parley serve listening");
+    // Media messages are small and time-critical (a 20 ms frame every 20 ms): Nagle's
+    // algorithm would hold one back until the previous is acknowledged.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -429,6 +429,11 @@ impl Call {
         result
     }
 
+    /// Whether outputs are waiting to be polled.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Next output, if any. Drain after every [`Call::handle_input`].
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::Thread;
@@ -76,8 +77,18 @@ pub struct NetworkEnd {
     outbox: HeapCons<Output>,
     dsp: Thread,
     waker: Arc<AtomicWaker>,
+    /// Set when this end is dropped: the DSP side then frees the call, whatever state it
+    /// is in and whatever outputs it still holds (nobody will read them).
+    closed: Arc<AtomicBool>,
     /// Caller samples dropped because the DSP side fell behind.
     pub dropped_caller_samples: u64,
+}
+
+impl Drop for NetworkEnd {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        self.dsp.unpark();
+    }
 }
 
 /// The DSP side of a call's rings.
@@ -87,6 +98,7 @@ pub struct DspEnd {
     pub(crate) inbox: HeapCons<InMsg>,
     pub(crate) outbox: HeapProd<Output>,
     pub(crate) waker: Arc<AtomicWaker>,
+    closed: Arc<AtomicBool>,
 }
 
 /// Makes the rings of one call whose DSP state lives on thread `dsp`.
@@ -96,6 +108,7 @@ pub fn rings(sizes: RingSizes, dsp: Thread) -> (NetworkEnd, DspEnd) {
     let (inbox_tx, inbox_rx) = HeapRb::new(sizes.inbox).split();
     let (outbox_tx, outbox_rx) = HeapRb::new(sizes.outbox).split();
     let waker = Arc::new(AtomicWaker::new());
+    let closed = Arc::new(AtomicBool::new(false));
     (
         NetworkEnd {
             caller: caller_tx,
@@ -104,6 +117,7 @@ pub fn rings(sizes: RingSizes, dsp: Thread) -> (NetworkEnd, DspEnd) {
             outbox: outbox_rx,
             dsp,
             waker: waker.clone(),
+            closed: closed.clone(),
             dropped_caller_samples: 0,
         },
         DspEnd {
@@ -112,6 +126,7 @@ pub fn rings(sizes: RingSizes, dsp: Thread) -> (NetworkEnd, DspEnd) {
             inbox: inbox_rx,
             outbox: outbox_tx,
             waker,
+            closed,
         },
     )
 }
@@ -208,6 +223,11 @@ impl Future for Ready<'_> {
 
 impl DspEnd {
     /// Tells the network side that outputs are waiting.
+    /// The network side is gone (its task ended): the call can be freed.
+    pub(crate) fn network_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn wake_network(&self) {
         self.waker.wake();
     }

@@ -45,6 +45,8 @@ pub struct Worker {
     thread: Thread,
     join: Option<JoinHandle<()>>,
     control: SyncSender<Control>,
+    /// Calls the worker holds (updated by its thread after each round).
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 struct Slot {
@@ -62,14 +64,22 @@ impl Worker {
     /// Starts a worker thread.
     pub fn spawn(name: &str) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(256);
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = calls.clone();
         let join = thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(rx))?;
+            .spawn(move || run(rx, &count))?;
         Ok(Self {
             thread: join.thread().clone(),
             join: Some(join),
             control: tx,
+            calls,
         })
+    }
+
+    /// Calls this worker holds: live ones, and ended ones whose outputs are still unread.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Creates a call on the worker thread and returns the network side of its rings.
@@ -103,7 +113,7 @@ impl Drop for Worker {
     }
 }
 
-fn run(control: Receiver<Control>) {
+fn run(control: Receiver<Control>, count: &std::sync::atomic::AtomicUsize) {
     let mut calls: Vec<Slot> = Vec::new();
     let mut buf = [0i16; CHUNK];
     loop {
@@ -137,14 +147,19 @@ fn run(control: Receiver<Control>) {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
-        // A call is dropped once it has ended and the network side has taken its outputs.
+        // A call is dropped once its network side is gone, or once it has ended and the
+        // network side has taken all its outputs.
         calls.retain(|s| {
-            let keep = s.call.state() != TurnState::Ended || !s.end.outbox.is_empty();
+            let keep = !s.end.network_closed()
+                && (s.call.state() != TurnState::Ended
+                    || !s.end.outbox.is_empty()
+                    || s.call.has_output());
             if !keep {
                 crate::counters::call_ended();
             }
             keep
         });
+        count.store(calls.len(), std::sync::atomic::Ordering::Relaxed);
         let wait = next
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(IDLE_TICK)
@@ -219,15 +234,22 @@ fn service(slot: &mut Slot, now: Instant, buf: &mut [i16; CHUNK]) {
     drain(slot);
 }
 
+/// Moves the core's outputs into the outbox as room allows. Nothing is dropped: what does
+/// not fit stays queued in the core (in order) until the network side catches up — a lost
+/// `clear`, mark or event would be worse than late audio.
 fn drain(slot: &mut Slot) {
     let mut any = false;
-    while let Some(out) = slot.call.poll_output() {
+    while !slot.end.outbox.is_full() {
+        let Some(out) = slot.call.poll_output() else {
+            break;
+        };
         any = true;
-        if let Err(_lost) = slot.end.outbox.try_push(out) {
+        if slot.end.outbox.try_push(out).is_err() {
+            debug_assert!(false, "outbox checked for room");
             slot.dropped_outputs += 1;
         }
     }
-    if any {
+    if any || slot.call.has_output() {
         slot.end.wake_network();
     }
 }

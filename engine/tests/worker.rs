@@ -71,3 +71,65 @@ fn bad_settings_are_refused_on_the_worker_without_killing_it() {
     assert!(worker.add_call(bad).is_err());
     assert!(worker.add_call(CallConfig::default()).is_ok());
 }
+
+/// Waits up to `secs` for `f` to hold.
+fn eventually(secs: u64, f: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+#[test]
+fn a_call_whose_network_side_is_gone_is_freed() {
+    let worker = Worker::spawn("dsp-free").unwrap();
+    let mut net = worker.add_call(CallConfig::default()).unwrap();
+    // Outputs are waiting (a reply playing) and no hang-up ever comes: the network task
+    // just went away.
+    net.send_agent_audio(1, &vec![1000i16; 8000]).unwrap();
+    net.send(InMsg::AgentAudioEnd { utterance: 1 }).unwrap();
+    assert!(eventually(2, || worker.calls() == 1));
+    thread::sleep(Duration::from_millis(200));
+    drop(net);
+    assert!(
+        eventually(2, || worker.calls() == 0),
+        "the worker still holds {} calls",
+        worker.calls()
+    );
+}
+
+#[test]
+fn outputs_wait_for_a_slow_network_side_instead_of_being_dropped() {
+    let worker = Worker::spawn("dsp-slow").unwrap();
+    let mut net = worker.add_call(CallConfig::default()).unwrap();
+    // One second of agent audio: 50 frames, 10 marks, and the events around them.
+    net.send_agent_audio(1, &vec![1000i16; 8000]).unwrap();
+    net.send(InMsg::AgentAudioEnd { utterance: 1 }).unwrap();
+    // The network side stalls for 1.5 s: far more outputs than the outbox holds.
+    thread::sleep(Duration::from_millis(1500));
+    let mut frames = 0;
+    let mut marks = 0;
+    let mut done = false;
+    let start = Instant::now();
+    while !done && start.elapsed() < Duration::from_secs(3) {
+        while let Some(out) = net.recv() {
+            match out {
+                Output::Audio(_) => frames += 1,
+                Output::Mark(m) => {
+                    marks += 1;
+                    net.send(InMsg::MarkAck(m)).unwrap();
+                }
+                Output::Event(Event::PlaybackDone { .. }) => done = true,
+                _ => {}
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(frames, 50);
+    assert_eq!(marks, 10);
+    assert!(done, "no PlaybackDone");
+}
