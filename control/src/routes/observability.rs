@@ -179,17 +179,19 @@ fn detail(call: &Call, turns: &[TraceRow], media: Option<&CallMetrics>) -> Sessi
     }
 }
 
+/// An optional time query parameter, in epoch ms.
+fn time_param(field: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) => timestamps::parse(s).map(Some).ok_or_else(|| {
+            ApiError::validation(field, "must be an RFC 3339 timestamp or YYYY-MM-DD")
+        }),
+    }
+}
+
 fn period(from: Option<&str>, to: Option<&str>) -> ApiResult<(i64, i64)> {
-    let parse = |field: &str, v: Option<&str>| -> ApiResult<Option<i64>> {
-        match v {
-            None | Some("") => Ok(None),
-            Some(s) => timestamps::parse(s).map(Some).ok_or_else(|| {
-                ApiError::validation(field, "must be an RFC 3339 timestamp or YYYY-MM-DD")
-            }),
-        }
-    };
-    let to_ms = parse("to", to)?.unwrap_or_else(|| now_ms() + 1);
-    let from_ms = parse("from", from)?.unwrap_or(to_ms - DEFAULT_PERIOD_MS);
+    let to_ms = time_param("to", to)?.unwrap_or_else(|| now_ms() + 1);
+    let from_ms = time_param("from", from)?.unwrap_or(to_ms - DEFAULT_PERIOD_MS);
     if from_ms >= to_ms {
         return Err(ApiError::validation("from", "must be before `to`"));
     }
@@ -225,16 +227,8 @@ pub async fn list_sessions(
         cursor: q.cursor.clone(),
     };
     let (limit, cursor) = (page.limit()?, page.cursor()?);
-    let parse = |field: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
-        match v.as_deref() {
-            None | Some("") => Ok(None),
-            Some(s) => timestamps::parse(s).map(Some).ok_or_else(|| {
-                ApiError::validation(field, "must be an RFC 3339 timestamp or YYYY-MM-DD")
-            }),
-        }
-    };
-    let from = parse("from", &q.from)?;
-    let to = parse("to", &q.to)?;
+    let from = time_param("from", q.from.as_deref())?;
+    let to = time_param("to", q.to.as_deref())?;
     if let Some(m) = q.min_latency_ms {
         if !(0..=3_600_000).contains(&m) {
             return Err(ApiError::validation(

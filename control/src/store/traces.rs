@@ -207,25 +207,62 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Every turn of the given calls, in call and turn order.
-pub async fn turns_of_calls(
+/// Rows of `head` (`SELECT … FROM table`) for the given calls, then `tail`; none when
+/// `call_ids` is empty.
+async fn rows_of_calls(
     db: &Db,
+    head: &str,
+    tail: &str,
     tenant_id: &str,
     call_ids: &[String],
-) -> Result<Vec<TraceRow>, sqlx::Error> {
+) -> Result<Vec<AnyRow>, sqlx::Error> {
     if call_ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {TRACE_COLUMNS} FROM turn_traces WHERE tenant_id = $1 AND call_id IN ({}) \
-         ORDER BY call_id, seq",
+        "{head} WHERE tenant_id = $1 AND call_id IN ({}){tail}",
         placeholders(2, call_ids.len())
     );
     let mut q = sqlx::query(&sql).bind(tenant_id);
     for id in call_ids {
         q = q.bind(id.clone());
     }
-    q.fetch_all(&db.pool)
+    q.fetch_all(&db.pool).await
+}
+
+/// Rows of `head` for calls that started in `[from_ms, to_ms)`, optionally of one agent,
+/// then `tail`.
+async fn rows_in_period(
+    db: &Db,
+    head: &str,
+    tail: &str,
+    tenant_id: &str,
+    agent_id: Option<&str>,
+    (from_ms, to_ms): (i64, i64),
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let agent_cond = if agent_id.is_some() {
+        " AND agent_id = $4"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "{head} WHERE tenant_id = $1 AND call_started_ms >= $2 AND call_started_ms < $3{agent_cond}{tail}"
+    );
+    let mut q = sqlx::query(&sql).bind(tenant_id).bind(from_ms).bind(to_ms);
+    if let Some(a) = agent_id {
+        q = q.bind(a.to_string());
+    }
+    q.fetch_all(&db.pool).await
+}
+
+/// Every turn of the given calls, in call and turn order.
+pub async fn turns_of_calls(
+    db: &Db,
+    tenant_id: &str,
+    call_ids: &[String],
+) -> Result<Vec<TraceRow>, sqlx::Error> {
+    let head = format!("SELECT {TRACE_COLUMNS} FROM turn_traces");
+    rows_of_calls(db, &head, " ORDER BY call_id, seq", tenant_id, call_ids)
         .await?
         .iter()
         .map(trace_from_row)
@@ -262,20 +299,9 @@ pub async fn turns_in_period(
     to_ms: i64,
     limit: usize,
 ) -> Result<Vec<TraceRow>, sqlx::Error> {
-    let agent_cond = if agent_id.is_some() {
-        " AND agent_id = $4"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT {TRACE_COLUMNS} FROM turn_traces WHERE tenant_id = $1 AND call_started_ms >= $2 \
-         AND call_started_ms < $3{agent_cond} ORDER BY call_started_ms DESC, seq LIMIT {limit}"
-    );
-    let mut q = sqlx::query(&sql).bind(tenant_id).bind(from_ms).bind(to_ms);
-    if let Some(a) = agent_id {
-        q = q.bind(a.to_string());
-    }
-    q.fetch_all(&db.pool)
+    let head = format!("SELECT {TRACE_COLUMNS} FROM turn_traces");
+    let tail = format!(" ORDER BY call_started_ms DESC, seq LIMIT {limit}");
+    rows_in_period(db, &head, &tail, tenant_id, agent_id, (from_ms, to_ms))
         .await?
         .iter()
         .map(trace_from_row)
@@ -407,18 +433,8 @@ pub async fn metrics_of_calls(
     tenant_id: &str,
     call_ids: &[String],
 ) -> Result<Vec<CallMetrics>, sqlx::Error> {
-    if call_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {METRIC_COLUMNS} FROM call_metrics WHERE tenant_id = $1 AND call_id IN ({})",
-        placeholders(2, call_ids.len())
-    );
-    let mut q = sqlx::query(&sql).bind(tenant_id);
-    for id in call_ids {
-        q = q.bind(id.clone());
-    }
-    q.fetch_all(&db.pool)
+    let head = format!("SELECT {METRIC_COLUMNS} FROM call_metrics");
+    rows_of_calls(db, &head, "", tenant_id, call_ids)
         .await?
         .iter()
         .map(metrics_from_row)
@@ -433,20 +449,8 @@ pub async fn metrics_in_period(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<CallMetrics>, sqlx::Error> {
-    let agent_cond = if agent_id.is_some() {
-        " AND agent_id = $4"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT {METRIC_COLUMNS} FROM call_metrics WHERE tenant_id = $1 AND call_started_ms >= $2 \
-         AND call_started_ms < $3{agent_cond}"
-    );
-    let mut q = sqlx::query(&sql).bind(tenant_id).bind(from_ms).bind(to_ms);
-    if let Some(a) = agent_id {
-        q = q.bind(a.to_string());
-    }
-    q.fetch_all(&db.pool)
+    let head = format!("SELECT {METRIC_COLUMNS} FROM call_metrics");
+    rows_in_period(db, &head, "", tenant_id, agent_id, (from_ms, to_ms))
         .await?
         .iter()
         .map(metrics_from_row)
