@@ -165,7 +165,13 @@ pub async fn start_with(
         .unwrap();
     Some(TestServer {
         base: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        // No pooled connections: after an error the server answers without reading the
+        // body (413), it closes the connection, and a request that reused it would fail
+        // with "incomplete message" depending on timing.
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
         state: app.state,
         key,
         tenant_id: tenant.id,
